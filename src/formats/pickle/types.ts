@@ -1,0 +1,75 @@
+import type { PyValue } from "./values.js";
+
+/**
+ * The contract between the restricted unpickler and the formats that use it. Nothing in a pickle
+ * is ever called: a global resolves to a `GlobalHandler` written in TypeScript, or to an inert
+ * reference; calling anything without a handler refuses the file.
+ */
+
+/** Resource limits; exceeding one throws a LimitExceededError whose `code` is the limit's name. */
+export interface PickleLimits {
+  /** Entries in the memo. */
+  maxMemo: number;
+  /** Values on the stack at once (all marks together). */
+  maxStack: number;
+  /** MARKs open at once: how deeply containers nest while being built. */
+  maxMarkDepth: number;
+  /** Items in one list, dict, set or tuple. */
+  maxContainerItems: number;
+  /** Bytes of one LONG1/LONG4 integer. */
+  maxLongBytes: number;
+  /** Bytes of one string or bytes object. */
+  maxStringBytes: number;
+  /** Opcodes executed. */
+  maxOperations: number;
+}
+
+export interface CallContext {
+  /** `module.name` of the global being called, for error messages. */
+  readonly global: string;
+  /** File being read, for error messages. */
+  readonly file: string | undefined;
+}
+
+/**
+ * What a global may do, in TypeScript, when the pickle calls it. A handler gets only inert values
+ * and returns one. Anything the handler does not provide is refused.
+ */
+export interface GlobalHandler {
+  /** REDUCE, INST or OBJ: `global(*args)`. */
+  call?(args: readonly PyValue[], context: CallContext): PyValue;
+  /** NEWOBJ / NEWOBJ_EX: `cls.__new__(cls, *args, **kwargs)`. */
+  construct?(args: readonly PyValue[], kwargs: PyValue, context: CallContext): PyValue;
+}
+
+/** Values a handler returns may accept BUILD's state by implementing this. */
+export interface Buildable {
+  setState(state: PyValue, context: CallContext): void;
+}
+
+export interface UnpickleOptions {
+  /** File name for error messages. */
+  file?: string;
+  /** Offset of the pickle within `file`, so errors report absolute offsets. */
+  baseOffset?: number;
+  /**
+   * The allowlist: returns the handler for a global, or undefined. Unknown globals become inert
+   * `PyGlobal` references; a call of one refuses the file.
+   */
+  resolveGlobal?: (module: string, name: string) => GlobalHandler | undefined;
+  /** BINPERSID / PERSID: turns a persistent id into a value (a torch storage). */
+  persistentLoad?: (pid: PyValue) => PyValue;
+  /** Refuse building instances of unknown classes too (no OpaqueObject at all). */
+  strict?: boolean;
+  /** `module.name` of globals that may be called as inert calls, yielding OpaqueObjects. */
+  allowGlobals?: readonly string[];
+  limits?: Partial<PickleLimits>;
+}
+
+export interface UnpickleResult {
+  value: PyValue;
+  /** Offset just past the STOP opcode, relative to the start of the bytes given. */
+  end: number;
+  /** `module.Class` of every opaque object built, for reporting. */
+  opaqueClasses: ReadonlySet<string>;
+}

@@ -1,0 +1,280 @@
+import { FormatError, TensorError } from "../errors.js";
+import type { PyObjectLike } from "../formats/pickle/values.js";
+import type { ByteSource } from "../io/byte-source.js";
+import { canConvert, convertElements } from "./convert.js";
+import {
+  allocate,
+  arrayKindOf,
+  byteLengthOf,
+  bytesOf,
+  type DType,
+  dtypeInfo,
+  itemSize,
+  type TypedArray,
+  viewAs,
+} from "./dtype.js";
+import { gatherStrided } from "./gather.js";
+import { contiguousStrides, numelOf } from "./shape.js";
+
+/** Bytes converted per step when a read must pass through a scratch buffer. */
+const CHUNK_BYTES = 8 << 20;
+
+/**
+ * A run of bytes holding elements of one dtype: a torch storage (a zip entry, a region of a
+ * legacy file) or a safetensors tensor's data. Several tensors may view one storage.
+ */
+export interface Storage {
+  /** Exactly the storage's bytes. */
+  readonly source: ByteSource;
+  readonly dtype: DType;
+  /** Data written on a big-endian machine; swapped to little-endian on read. */
+  readonly bigEndian: boolean;
+}
+
+export interface TensorInit {
+  storage: Storage;
+  dtype?: DType;
+  shape: readonly number[];
+  /** Defaults to contiguous (row-major) strides. */
+  strides?: readonly number[];
+  /** In elements. */
+  storageOffset?: number;
+  /** Where this tensor sits, for error messages. */
+  key?: string;
+  requiresGrad?: boolean;
+  /** Saved as an `nn.Parameter`. */
+  isParameter?: boolean;
+}
+
+export interface ReadOptions {
+  /** Convert to this dtype while reading (default: the tensor's own). */
+  dtype?: DType;
+}
+
+/**
+ * A tensor in a checkpoint: dtype, shape and where its elements are, read only when asked.
+ * `read()` returns a new typed array; `readInto()` fills one the caller owns, converting dtype on
+ * request, reading contiguous same-dtype data straight into the destination.
+ */
+export class Tensor implements PyObjectLike {
+  readonly pyClass = "torch.Tensor";
+  readonly storage: Storage;
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  readonly strides: readonly number[];
+  readonly storageOffset: number;
+  readonly numel: number;
+  readonly requiresGrad: boolean;
+  readonly isParameter: boolean;
+  key: string | undefined;
+
+  constructor(init: TensorInit) {
+    this.storage = init.storage;
+    this.dtype = init.dtype ?? init.storage.dtype;
+    this.shape = Object.freeze([...init.shape]);
+    this.strides = Object.freeze([...(init.strides ?? contiguousStrides(init.shape))]);
+    this.storageOffset = init.storageOffset ?? 0;
+    this.requiresGrad = init.requiresGrad ?? false;
+    this.isParameter = init.isParameter ?? false;
+    this.key = init.key;
+    this.numel = numelOf(this.shape);
+    this.validate();
+  }
+
+  /** Bytes the tensor's elements take when contiguous. */
+  get byteLength(): number {
+    return byteLengthOf(this.dtype, this.numel) ?? 0;
+  }
+
+  /** Whether the elements lie in storage in row-major order with no gaps. */
+  get isContiguous(): boolean {
+    let expected = 1;
+    for (let d = this.shape.length - 1; d >= 0; d--) {
+      const size = this.shape[d]!;
+      if (size !== 1 && this.strides[d] !== expected) return false;
+      expected *= size;
+    }
+    return true;
+  }
+
+  private get where(): { file: string; key: string | undefined } {
+    return { file: this.storage.source.name, key: this.key };
+  }
+
+  /** The view must stay inside its storage: checked once, before any read can happen. */
+  private validate(): void {
+    const { shape, strides, storageOffset } = this;
+    const badInt = (n: number) => !Number.isSafeInteger(n) || n < 0;
+    if (shape.length !== strides.length || shape.some(badInt) || strides.some(badInt)) {
+      throw new FormatError(
+        "BAD_TENSOR_VIEW",
+        `invalid tensor view: shape [${shape}] with strides [${strides}]`,
+        this.where,
+      );
+    }
+    if (badInt(storageOffset) || !Number.isSafeInteger(this.numel)) {
+      throw new FormatError(
+        "BAD_TENSOR_VIEW",
+        `invalid tensor view: storage offset ${storageOffset}, shape [${shape}]`,
+        this.where,
+      );
+    }
+    if (
+      this.dtype !== this.storage.dtype &&
+      itemSize(this.dtype) !== itemSize(this.storage.dtype)
+    ) {
+      throw new FormatError(
+        "BAD_TENSOR_VIEW",
+        `tensor of ${this.dtype} over a ${this.storage.dtype} storage`,
+        this.where,
+      );
+    }
+    if (this.numel === 0) return;
+    let lastElement = storageOffset;
+    for (let d = 0; d < shape.length; d++) lastElement += (shape[d]! - 1) * strides[d]!;
+    const storageBits = this.storage.source.size * 8;
+    const endBits = (lastElement + 1) * dtypeInfo(this.dtype).bits;
+    if (!Number.isSafeInteger(endBits) || endBits > storageBits) {
+      throw new FormatError(
+        "VIEW_OUT_OF_STORAGE",
+        `tensor view [offset ${storageOffset}, shape [${shape}], strides [${strides}]] reaches element ${lastElement} but its storage holds ${Math.floor(storageBits / dtypeInfo(this.dtype).bits)}`,
+        { ...this.where, hint: "The checkpoint is corrupt or was truncated." },
+      );
+    }
+  }
+
+  /** Reads all elements into a new typed array (int64 as BigInt64Array, float16/bfloat16 as raw bits unless converted). */
+  async read(options: ReadOptions = {}): Promise<TypedArray> {
+    const target = options.dtype ?? this.dtype;
+    const destination = allocate(target, this.numel);
+    await this.readInto(destination, options);
+    return destination;
+  }
+
+  /** Fills `destination` (the typed array of the target dtype, exactly numel long) with the elements. */
+  async readInto(destination: TypedArray, options: ReadOptions = {}): Promise<void> {
+    const target = options.dtype ?? this.dtype;
+    this.checkDestination(destination, target);
+    if (this.numel === 0) return;
+    if (this.isContiguous) {
+      const start = this.contiguousByteStart();
+      if (target === this.dtype && !this.needsSwap) {
+        await this.storage.source.readInto(start, bytesOf(destination));
+        return;
+      }
+      let element = 0;
+      for await (const chunk of this.contiguousChunks(start)) {
+        const count = chunk.length;
+        convertElements(chunk, this.dtype, destination.subarray(element, element + count), target);
+        element += count;
+      }
+      return;
+    }
+    if (target === this.dtype) {
+      await this.gatherInto(bytesOf(destination));
+      return;
+    }
+    const gathered = allocate(this.dtype, this.numel);
+    await this.gatherInto(bytesOf(gathered));
+    convertElements(gathered, this.dtype, destination, target);
+  }
+
+  /**
+   * The elements in row-major order as successive typed arrays of `dtype` (reused between steps:
+   * consume each before asking for the next). Memory stays bounded for contiguous tensors.
+   */
+  async *chunks(options: ReadOptions = {}): AsyncGenerator<TypedArray> {
+    const target = options.dtype ?? this.dtype;
+    if (this.numel === 0) return;
+    if (!this.isContiguous) {
+      yield await this.read({ dtype: target });
+      return;
+    }
+    let converted: TypedArray | undefined;
+    for await (const chunk of this.contiguousChunks(this.contiguousByteStart())) {
+      if (target === this.dtype) {
+        yield chunk;
+        continue;
+      }
+      if (!converted || converted.length < chunk.length) converted = allocate(target, chunk.length);
+      const out = converted.subarray(0, chunk.length);
+      convertElements(chunk, this.dtype, out, target);
+      yield out;
+    }
+  }
+
+  private get needsSwap(): boolean {
+    return this.storage.bigEndian && itemSize(this.dtype) > 1;
+  }
+
+  private contiguousByteStart(): number {
+    return this.storageOffset * itemSize(this.dtype);
+  }
+
+  private checkDestination(destination: TypedArray, target: DType): void {
+    if (!canConvert(this.dtype, target)) {
+      throw new TensorError("UNSUPPORTED_CONVERSION", `cannot read ${this.dtype} as ${target}`, {
+        ...this.where,
+        hint: `Read it as ${this.dtype}.`,
+      });
+    }
+    const info = dtypeInfo(target);
+    const kind = arrayKindOf(destination);
+    const expectedLength =
+      info.kind === "raw"
+        ? (byteLengthOf(target, this.numel) ?? 0)
+        : this.numel * (info.kind === "complex" ? 2 : 1);
+    if (kind !== info.array || destination.length !== expectedLength) {
+      throw new TensorError(
+        "BAD_DESTINATION",
+        `destination is a ${kind} of ${destination.length} elements; reading ${this.dtype} [${this.shape}] as ${target} needs a ${info.array} of ${expectedLength}`,
+        {
+          ...this.where,
+          hint:
+            target === this.dtype && this.dtype !== "float32"
+              ? "Pass { dtype: 'float32' } (or another dtype) to convert while reading."
+              : undefined,
+        },
+      );
+    }
+  }
+
+  /** Contiguous source elements in chunks, swapped to little-endian, as typed arrays of this dtype. */
+  private async *contiguousChunks(start: number): AsyncGenerator<TypedArray> {
+    const size = itemSize(this.dtype);
+    const total = this.byteLength;
+    // 8-byte aligned scratch so any element type can view it.
+    const scratch = new Uint8Array(new ArrayBuffer(Math.min(CHUNK_BYTES, total)));
+    const step = scratch.byteLength - (scratch.byteLength % size);
+    for (let done = 0; done < total; done += step) {
+      const length = Math.min(step, total - done);
+      const bytes = scratch.subarray(0, length);
+      await this.storage.source.readInto(start + done, bytes);
+      if (this.needsSwap) swapBytes(bytes, size);
+      yield viewAs(this.dtype, bytes);
+    }
+  }
+
+  private async gatherInto(destination: Uint8Array): Promise<void> {
+    await gatherStrided({
+      source: this.storage.source,
+      elementSize: itemSize(this.dtype),
+      shape: this.shape,
+      strides: this.strides,
+      storageOffset: this.storageOffset,
+      destination,
+    });
+    if (this.needsSwap) swapBytes(destination, itemSize(this.dtype));
+  }
+}
+
+/** Reverses the bytes of each `size`-byte element in place. */
+export function swapBytes(bytes: Uint8Array, size: number): void {
+  for (let i = 0; i + size <= bytes.length; i += size) {
+    for (let a = i, b = i + size - 1; a < b; a++, b--) {
+      const t = bytes[a]!;
+      bytes[a] = bytes[b]!;
+      bytes[b] = t;
+    }
+  }
+}
