@@ -93,6 +93,12 @@ export class LoadError extends LoadoutError {}
 /** Two keys could match the same target, or one key two targets: loadout never guesses. */
 export class AmbiguousKeyError extends LoadError {}
 
+/**
+ * Something cannot be written as given (a duplicate or unencodable tensor name, metadata that is
+ * not strings, an unsupported dtype), or the output failed (disk full, permission denied).
+ */
+export class WriteError extends LoadoutError {}
+
 /** Checkpoints being merged disagree on a tensor's shape or dtype. */
 export class MergeConflictError extends LoadoutError {}
 

@@ -14,6 +14,11 @@ export interface ByteSource {
   readInto(offset: number, destination: Uint8Array): Promise<void>;
   /** Releases the underlying handle; reads after close fail. */
   close(): Promise<void>;
+  /**
+   * Resolves anything still lazy (a zip entry's local header) and checks the whole range, so
+   * that later reads can only fail on I/O, never on a bad index.
+   */
+  prepare?(): Promise<void>;
   /** Bytes read so far, for benchmarks and the "opening reads only the index" promise. */
   readonly bytesRead: number;
 }
@@ -106,6 +111,11 @@ export class SliceSource implements ByteSource {
       return start;
     });
     return this.pendingStart;
+  }
+
+  async prepare(): Promise<void> {
+    await this.parent.prepare?.();
+    await this.origin();
   }
 
   async read(offset: number, length: number): Promise<Uint8Array> {

@@ -13,6 +13,8 @@ export interface GatherRequest {
   storageOffset: number;
   /** Receives the view's elements in row-major order; numel × elementSize bytes. */
   destination: Uint8Array;
+  /** Largest storage window read at once (tests make it small to exercise windowing). */
+  windowBytes?: number;
 }
 
 /**
@@ -23,6 +25,7 @@ export interface GatherRequest {
  */
 export async function gatherStrided(request: GatherRequest): Promise<void> {
   const { source, elementSize: es, shape, strides, storageOffset, destination } = request;
+  const windowBytes = request.windowBytes ?? WINDOW_BYTES;
   const outStrides = contiguousStrides(shape);
   // Only dimensions that vary matter; walk the widest strides first.
   const dims = shape
@@ -35,7 +38,7 @@ export async function gatherStrided(request: GatherRequest): Promise<void> {
     return last + 1;
   };
   let k = 0;
-  while (k < dims.length && span(k) * es > WINDOW_BYTES) k++;
+  while (k < dims.length && span(k) * es > windowBytes) k++;
   const inner = dims.slice(k).sort((a, b) => a - b);
   const innerSpan = span(k);
   const outer = dims.slice(0, k);
@@ -49,7 +52,7 @@ export async function gatherStrided(request: GatherRequest): Promise<void> {
           1,
           Math.min(
             shape[batchDim]!,
-            Math.floor((WINDOW_BYTES / es - innerSpan) / Math.max(batchStride, 1)) + 1,
+            Math.floor((windowBytes / es - innerSpan) / Math.max(batchStride, 1)) + 1,
           ),
         )
       : 1;

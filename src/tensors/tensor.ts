@@ -143,6 +143,11 @@ export class Tensor implements PyObjectLike {
     }
   }
 
+  /** Checks, without reading data, that the tensor's bytes can be read (resolves lazy zip entries). */
+  async checkReadable(): Promise<void> {
+    await this.storage.source.prepare?.();
+  }
+
   /** Reads all elements into a new typed array (int64 as BigInt64Array, float16/bfloat16 as raw bits unless converted). */
   async read(options: ReadOptions = {}): Promise<TypedArray> {
     const target = options.dtype ?? this.dtype;

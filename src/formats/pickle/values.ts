@@ -56,6 +56,8 @@ export class PyGlobal implements PyObjectLike {
  */
 export class OpaqueObject implements PyObjectLike {
   state: PyValue | undefined = undefined;
+  /** NEWOBJ_EX's keyword arguments, when there were any. */
+  kwargs: PyDict | undefined = undefined;
   dictItems: PyDict | undefined = undefined;
   listItems: PyValue[] | undefined = undefined;
   constructor(

@@ -1,0 +1,62 @@
+import type { ByteSource } from "../../io/byte-source.js";
+import type { DType } from "../../tensors/dtype.js";
+import type { Storage } from "../../tensors/tensor.js";
+import type { PyObjectLike } from "../pickle/values.js";
+
+/**
+ * A torch storage as the unpickler sees it: what a persistent id resolves to and what the
+ * rebuild functions receive. Its bytes are a lazy source (a zip entry, a region of a legacy file).
+ */
+export interface TorchStorage extends Storage, PyObjectLike {
+  /** Untyped storages hold bytes; a tensor over one takes its dtype from `_rebuild_tensor_v3`. */
+  readonly untyped: boolean;
+  /** The key the file stores it under (`data/<key>` in a zip), for messages. */
+  readonly key: string;
+}
+
+export function makeTorchStorage(init: {
+  source: ByteSource;
+  dtype: DType;
+  bigEndian: boolean;
+  untyped: boolean;
+  key: string;
+}): TorchStorage {
+  return Object.freeze({
+    pyClass: init.untyped ? "torch.storage.UntypedStorage" : "torch.storage.TypedStorage",
+    ...init,
+  });
+}
+
+export function isTorchStorage(value: unknown): value is TorchStorage {
+  if (
+    typeof value !== "object" ||
+    value === null ||
+    !("source" in value) ||
+    !("untyped" in value)
+  ) {
+    return false;
+  }
+  const pyClass = (value as { pyClass?: unknown }).pyClass;
+  return pyClass === "torch.storage.UntypedStorage" || pyClass === "torch.storage.TypedStorage";
+}
+
+const retyped = new WeakMap<TorchStorage, Map<DType, Storage>>();
+
+/**
+ * The storage's bytes seen as `dtype` (what `_rebuild_tensor_v3` does with an untyped storage).
+ * The same object for the same storage and dtype, so shared storage stays shared.
+ */
+export function storageAs(storage: TorchStorage, dtype: DType): Storage {
+  if (storage.dtype === dtype) return storage;
+  let views = retyped.get(storage);
+  if (!views) {
+    views = new Map();
+    retyped.set(storage, views);
+  }
+  let view = views.get(dtype);
+  if (!view) {
+    view = Object.freeze({ source: storage.source, dtype, bigEndian: storage.bigEndian });
+    views.set(dtype, view);
+  }
+  return view;
+}

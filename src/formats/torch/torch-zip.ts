@@ -1,0 +1,193 @@
+import { FormatError, UnsupportedFormatError } from "../../errors.js";
+import { type ByteSource, SliceSource } from "../../io/byte-source.js";
+import { unpickle } from "../pickle/unpickler.js";
+import type { PyValue } from "../pickle/values.js";
+import type { FormatOptions, OpenedFormat } from "../types.js";
+import { readZipArchive, type ZipArchive, type ZipEntry } from "../zip/zip.js";
+import { MAX_PICKLE_BYTES, MAX_TEXT_RECORD_BYTES, pickleTooLarge } from "./limits.js";
+import { parseStorageId } from "./persistent-id.js";
+import { resolveTorchGlobal } from "./rebuild.js";
+import { makeTorchStorage, type TorchStorage } from "./storage.js";
+
+/**
+ * torch.save's zip format (torch >= 1.6): `<folder>/data.pkl` holds the object, each storage is
+ * the stored entry `<folder>/data/<key>`, and small records say the byte order and versions.
+ * Opening reads the zip directory, those records and data.pkl; storages are read when used.
+ */
+
+/** Records torch writes for itself, shown in `details` rather than in `records`. */
+const FORMAT_RECORDS = new Set([
+  "data.pkl",
+  "byteorder",
+  "version",
+  ".format_version",
+  ".storage_alignment",
+]);
+
+export async function openTorchZip(
+  source: ByteSource,
+  options: FormatOptions = {},
+): Promise<OpenedFormat> {
+  const file = source.name;
+  const archive = await readZipArchive(source);
+  const pickleEntry = findDataPickle(archive, file);
+  const folder = pickleEntry.name.slice(0, -"/data.pkl".length);
+  const inFolder = (name: string) => archive.byName.get(`${folder}/${name}`);
+  refuseTorchScript(archive, folder, file);
+
+  const readText = async (name: string) => {
+    const entry = inFolder(name);
+    if (!entry) return undefined;
+    if (entry.uncompressedSize > MAX_TEXT_RECORD_BYTES) {
+      throw new FormatError(
+        "BAD_RECORD",
+        `record ${entry.name} is ${entry.uncompressedSize} bytes; torch writes a few`,
+        { file, hint: "The checkpoint is corrupt or was not written by torch.save." },
+      );
+    }
+    return new TextDecoder().decode(await archive.readEntry(entry)).trim();
+  };
+  const byteOrder = (await readText("byteorder")) ?? "little";
+  if (byteOrder !== "little" && byteOrder !== "big") {
+    throw new FormatError("BAD_BYTEORDER", `byteorder record says '${byteOrder.slice(0, 20)}'`, {
+      file,
+      hint: "It must be 'little' or 'big'; the checkpoint is corrupt.",
+    });
+  }
+  const details: Record<string, string | number | boolean> = { folder, byteOrder };
+  for (const [record, key] of [
+    [".format_version", "formatVersion"],
+    [".storage_alignment", "storageAlignment"],
+    ["version", "version"],
+  ] as const) {
+    const text = await readText(record);
+    if (text !== undefined) details[key] = /^\d{1,15}$/.test(text) ? Number(text) : text;
+  }
+
+  if (pickleEntry.uncompressedSize > MAX_PICKLE_BYTES) {
+    throw pickleTooLarge(file, pickleEntry.uncompressedSize, pickleEntry.name);
+  }
+  const pickle = await archive.readEntry(pickleEntry);
+  const persistentLoad = storageLoader(archive, folder, byteOrder === "big", file);
+  const result = unpickle(pickle, {
+    file,
+    baseOffset: await archive.entrySource(pickleEntry).origin(),
+    resolveGlobal: resolveTorchGlobal,
+    persistentLoad,
+    strict: options.strict,
+    allowGlobals: options.allowGlobals,
+    limits: options.limits,
+  });
+  if (pickle[0] === 0x80 && pickle[1] !== undefined) details.protocol = pickle[1];
+
+  return {
+    format: "torch-zip",
+    root: result.value,
+    opaqueClasses: result.opaqueClasses,
+    records: otherRecords(archive, folder),
+    details,
+    ownedSources: [],
+  };
+}
+
+/** The one `<folder>/data.pkl` at depth one (torch accepts any folder name). */
+function findDataPickle(archive: ZipArchive, file: string): ZipEntry {
+  const candidates = archive.entries.filter((entry) => /^[^/]+\/data\.pkl$/.test(entry.name));
+  if (candidates.length === 1) return candidates[0]!;
+  if (candidates.length === 0) {
+    throw new FormatError(
+      "NO_DATA_PKL",
+      "zip archive has no <folder>/data.pkl: not a torch.save file",
+      {
+        file,
+        hint: "loadout reads zip files written by torch.save.",
+      },
+    );
+  }
+  throw new FormatError(
+    "AMBIGUOUS_DATA_PKL",
+    `zip archive has ${candidates.length} data.pkl files (${candidates
+      .slice(0, 3)
+      .map((entry) => entry.name)
+      .join(", ")})`,
+    { file, hint: "A torch.save file has exactly one; this archive is not one." },
+  );
+}
+
+/** torch.jit.save archives have data.pkl too, but their objects are TorchScript code. */
+function refuseTorchScript(archive: ZipArchive, folder: string, file: string): void {
+  if (archive.byName.has(`${folder}/constants.pkl`)) {
+    throw new UnsupportedFormatError(
+      "TORCHSCRIPT_ARCHIVE",
+      "this is a TorchScript archive (torch.jit.save)",
+      {
+        file,
+        hint: "Load it with torch.jit.load, then torch.save its state_dict().",
+      },
+    );
+  }
+}
+
+/**
+ * persistent_load for zip files: `('storage', storage_type, key, location, numel)` → the lazy
+ * entry `<folder>/data/<key>`. The same key gives the same storage object (shared storage stays
+ * shared); the location is ignored (loadout reads to the CPU).
+ */
+function storageLoader(
+  archive: ZipArchive,
+  folder: string,
+  bigEndian: boolean,
+  file: string,
+): (pid: PyValue) => PyValue {
+  const storages = new Map<string, TorchStorage>();
+  return (pid) => {
+    const ref = parseStorageId(pid, false, file);
+    const cacheKey = `${ref.key}\u0000${ref.dtype}\u0000${ref.byteLength}`;
+    const known = storages.get(cacheKey);
+    if (known) return known;
+    const name = `${folder}/data/${ref.key}`;
+    const entry = archive.byName.get(name);
+    if (!entry) {
+      throw new FormatError(
+        "MISSING_STORAGE",
+        `the pickle refers to storage '${ref.key}' but there is no ${name}`,
+        {
+          file,
+          hint: "The checkpoint is incomplete or corrupt.",
+        },
+      );
+    }
+    if (entry.uncompressedSize < ref.byteLength) {
+      throw new FormatError(
+        "STORAGE_TOO_SMALL",
+        `storage '${ref.key}' holds ${entry.uncompressedSize} bytes but ${ref.numel} elements of ${ref.dtype} need ${ref.byteLength}`,
+        { file, hint: "The checkpoint is truncated or corrupt." },
+      );
+    }
+    const whole = archive.entrySource(entry);
+    const source =
+      whole.size === ref.byteLength ? whole : new SliceSource(whole, 0, ref.byteLength, whole.name);
+    const storage = makeTorchStorage({
+      source,
+      dtype: ref.dtype,
+      bigEndian,
+      untyped: ref.untyped,
+      key: ref.key,
+    });
+    storages.set(cacheKey, storage);
+    return storage;
+  };
+}
+
+/** Every entry of the folder that is not torch's own: extra files saved alongside (lazy). */
+function otherRecords(archive: ZipArchive, folder: string): ReadonlyMap<string, ByteSource> {
+  const records = new Map<string, ByteSource>();
+  const prefix = `${folder}/`;
+  for (const entry of archive.entries) {
+    if (!entry.name.startsWith(prefix) || entry.name.endsWith("/")) continue;
+    const name = entry.name.slice(prefix.length);
+    if (FORMAT_RECORDS.has(name) || name.startsWith("data/") || name.startsWith(".data/")) continue;
+    records.set(name, archive.entrySource(entry));
+  }
+  return records;
+}

@@ -1,0 +1,285 @@
+import { LoadError, LoadoutError } from "../errors.js";
+import type { ProgressEvent } from "../pipeline/context.js";
+import { toOptimizerState } from "../state/torch-optimizer.js";
+import type { TrainingState } from "../state/training-state.js";
+import type { Targets, Undo } from "../targets/types.js";
+import { allocate, type TypedArray } from "../tensors/dtype.js";
+import { contiguousStrides, numelOf } from "../tensors/shape.js";
+import type { LoadPlan, PlanEntry } from "./plan.js";
+import { handlesOf, type PlanHandles } from "./plan-state.js";
+
+export interface ApplyOptions {
+  /**
+   * transactional (default): stage every new value first, then commit model, optimizer and
+   * scheduler in turn, undoing earlier commits if a later one fails. Costs one extra copy of
+   * what loads.
+   * in_place: everything that can be checked without reading tensor data is checked first
+   * (shapes, dtypes, conversions, every byte range inside the file); then tensors are read
+   * straight into the model's arrays. No extra copy, but an I/O error in the middle of the copy
+   * (a disk failure, the file changed underneath) leaves the tensors before it loaded.
+   */
+  mode?: "transactional" | "in_place";
+  onProgress?: (event: ProgressEvent) => void;
+  signal?: AbortSignal | undefined;
+}
+
+export interface ApplyResult {
+  trainingState: TrainingState;
+  tensorsLoaded: number;
+  bytesLoaded: number;
+}
+
+/** Throws a LoadError listing every violation when the plan cannot be applied. */
+export function assertApplicable(plan: LoadPlan): void {
+  if (plan.violations.length === 0) return;
+  const lines = plan.violations.map((v) => `  - ${v}`).join("\n");
+  throw new LoadError(
+    "PLAN_VIOLATIONS",
+    `${plan.strategy} cannot load ${plan.source.file}: ${plan.violations.length} problem(s)\n${lines}\n`,
+    {
+      hint: "Nothing was changed. Run `loadout plan` to see every parameter's action, or choose a less strict strategy (transfer_learning).",
+    },
+  );
+}
+
+/** Copies the overlapping block of `source` (shape `from`) into `target` (shape `to`). */
+function copyOverlap(
+  source: TypedArray,
+  from: readonly number[],
+  target: TypedArray,
+  to: readonly number[],
+  block: readonly number[],
+): void {
+  const fromStrides = contiguousStrides(from);
+  const toStrides = contiguousStrides(to);
+  const count = numelOf(block);
+  if (count === 0) return;
+  const rank = block.length;
+  const last = rank - 1;
+  const run = rank === 0 ? 1 : block[last]!;
+  const index = new Array<number>(Math.max(rank - 1, 0)).fill(0);
+  for (;;) {
+    let s = 0;
+    let t = 0;
+    for (let d = 0; d < rank - 1; d++) {
+      s += index[d]! * fromStrides[d]!;
+      t += index[d]! * toStrides[d]!;
+    }
+    (target as Float32Array).set((source as Float32Array).subarray(s, s + run), t);
+    let d = rank - 2;
+    while (d >= 0) {
+      index[d]!++;
+      if (index[d]! < block[d]!) break;
+      index[d] = 0;
+      d--;
+    }
+    if (d < 0) return;
+  }
+}
+
+class Progress {
+  tensorsDone = 0;
+  bytesDone = 0;
+  constructor(
+    readonly tensorsTotal: number,
+    readonly bytesTotal: number,
+    private readonly listener: ((event: ProgressEvent) => void) | undefined,
+  ) {}
+  step(key: string, bytes: number): void {
+    this.tensorsDone++;
+    this.bytesDone += bytes;
+    this.listener?.({
+      stage: "load",
+      key,
+      tensorsDone: this.tensorsDone,
+      tensorsTotal: this.tensorsTotal,
+      bytesDone: this.bytesDone,
+      bytesTotal: this.bytesTotal,
+    });
+  }
+}
+
+function checkAborted(signal: AbortSignal | undefined, file: string): void {
+  if (signal?.aborted) {
+    throw new LoadError("ABORTED", "load aborted; nothing was changed", { file });
+  }
+}
+
+/** Reads one entry's new value into a fresh array of the target's dtype. */
+async function stageEntry(
+  entry: PlanEntry,
+  handles: PlanHandles,
+  targets: Targets,
+): Promise<TypedArray> {
+  const tensor = handles.sourceTensors.get(entry.source!)!;
+  if (!entry.overlap) {
+    const value = allocate(entry.targetDtype, numelOf(entry.targetShape));
+    await tensor.readInto(value, { dtype: entry.targetDtype });
+    return value;
+  }
+  const current = await targets.model.read(entry.target);
+  const incoming = await tensor.read({ dtype: entry.targetDtype });
+  copyOverlap(incoming, tensor.shape, current, entry.targetShape, entry.overlap);
+  return current;
+}
+
+/** Runs commits in order; if one fails, undoes the earlier ones (newest first) and rethrows. */
+async function commitAll(steps: (() => Promise<Undo>)[], file: string): Promise<void> {
+  const undos: Undo[] = [];
+  try {
+    for (const step of steps) undos.push(await step());
+  } catch (error) {
+    const undoErrors: unknown[] = [];
+    for (const undo of undos.reverse()) {
+      try {
+        await undo();
+      } catch (undoError) {
+        undoErrors.push(undoError);
+      }
+    }
+    if (undoErrors.length > 0) {
+      throw new LoadError(
+        "ROLLBACK_FAILED",
+        `load failed (${(error as Error).message}) and ${undoErrors.length} target(s) could not be restored`,
+        {
+          file,
+          cause: error,
+          hint: "The targets may be inconsistent: reload them from a known state.",
+        },
+      );
+    }
+    throw error;
+  }
+}
+
+/** Applies a plan to the targets, all-or-nothing in transactional mode. */
+export async function applyPlan(
+  plan: LoadPlan,
+  targets: Targets,
+  options: ApplyOptions = {},
+): Promise<ApplyResult> {
+  assertApplicable(plan);
+  const handles = handlesOf(plan);
+  if (!handles) {
+    throw new LoadError(
+      "PLAN_DETACHED",
+      "this plan was not built by buildPlan (or was copied), so it cannot be applied",
+      {},
+    );
+  }
+  const file = plan.source.file;
+  const loads = plan.entries.filter((e) => e.action === "load");
+  const bytesOf = (e: PlanEntry) => handles.sourceTensors.get(e.source!)!.byteLength;
+  const progress = new Progress(
+    loads.length,
+    loads.reduce((sum, e) => sum + bytesOf(e), 0),
+    options.onProgress,
+  );
+  const resets = plan.entries.filter((e) => e.action === "reset").map((e) => e.target);
+  const toFreeze = plan.entries
+    .filter(
+      (e) => e.frozen && targets.model.parameters().find((p) => p.name === e.target)?.trainable,
+    )
+    .map((e) => e.target);
+
+  try {
+    // Everything below that can fail without touching the targets happens first.
+    const resetValues =
+      resets.length > 0 && targets.model.initialValues
+        ? await targets.model.initialValues(resets)
+        : new Map<string, TypedArray>();
+    const optimizerState =
+      plan.optimizer?.action === "restore" && handles.optimizer
+        ? await toOptimizerState(
+            handles.optimizer.parsed,
+            handles.optimizer.byIndex,
+            plan.optimizer.type ?? undefined,
+            {
+              dtype: "float32",
+            },
+          )
+        : undefined;
+    if (optimizerState) {
+      // Moments follow their parameter's layout mapping (a transpose for TensorFlow.js kernels).
+      const sourceOf = new Map(
+        plan.entries.map((e) => [
+          e.target,
+          e.source ? handles.sourceTensors.get(e.source) : undefined,
+        ]),
+      );
+      for (const [name, state] of optimizerState.state) {
+        const transformLike = sourceOf.get(name)?.transformLike;
+        if (!transformLike) continue;
+        for (const [slot, values] of state.tensors)
+          state.tensors.set(slot, transformLike(values, "float32"));
+      }
+    }
+    const stateSteps: (() => Promise<Undo>)[] = [];
+    if (toFreeze.length > 0) stateSteps.push(() => targets.model.setTrainable(toFreeze, false));
+    if (targets.optimizer && plan.optimizer) {
+      const optimizer = targets.optimizer;
+      if (plan.optimizer.action === "restore" && optimizerState)
+        stateSteps.push(() => optimizer.setState(optimizerState));
+      if (plan.optimizer.action === "reset") stateSteps.push(() => optimizer.reset());
+    }
+    if (targets.scheduler && plan.scheduler) {
+      const scheduler = targets.scheduler;
+      if (plan.scheduler.action === "restore" && handles.scheduler) {
+        const state = handles.scheduler;
+        stateSteps.push(() => scheduler.setState(state));
+      }
+      if (plan.scheduler.action === "reset") stateSteps.push(() => scheduler.reset());
+    }
+
+    if ((options.mode ?? "transactional") === "transactional") {
+      const staged = new Map<string, TypedArray>(resetValues);
+      for (const entry of loads) {
+        checkAborted(options.signal, file);
+        staged.set(entry.target, await stageEntry(entry, handles, targets));
+        progress.step(entry.target, bytesOf(entry));
+      }
+      checkAborted(options.signal, file);
+      await commitAll([() => targets.model.write(staged), ...stateSteps], file);
+    } else {
+      // in_place: resolve every source byte range (zip local headers included) before writing.
+      for (const entry of loads) await handles.sourceTensors.get(entry.source!)!.checkReadable();
+      checkAborted(options.signal, file);
+      for (const entry of loads) {
+        const live = entry.overlap ? undefined : targets.model.liveArray?.(entry.target);
+        if (live) {
+          await handles.sourceTensors
+            .get(entry.source!)!
+            .readInto(live, { dtype: entry.targetDtype });
+        } else {
+          await targets.model.write(
+            new Map([[entry.target, await stageEntry(entry, handles, targets)]]),
+          );
+        }
+        progress.step(entry.target, bytesOf(entry));
+      }
+      await commitAll(
+        [...(resetValues.size > 0 ? [() => targets.model.write(resetValues)] : []), ...stateSteps],
+        file,
+      );
+    }
+  } catch (error) {
+    if (error instanceof LoadoutError) throw error;
+    throw new LoadError(
+      "APPLY_FAILED",
+      `load failed: ${(error as Error)?.message ?? String(error)}`,
+      {
+        file,
+        cause: error,
+        hint:
+          options.mode === "in_place"
+            ? "In-place mode: tensors before the failure may have loaded."
+            : "Nothing was changed.",
+      },
+    );
+  }
+  return {
+    trainingState: plan.trainingState.value,
+    tensorsLoaded: progress.tensorsDone,
+    bytesLoaded: progress.bytesDone,
+  };
+}
