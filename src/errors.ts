@@ -38,8 +38,12 @@ export class LoadoutError extends Error {
   readonly what: string;
 
   constructor(code: string, what: string, details: ErrorDetails = {}) {
-    const hint = details.hint ? ` ${details.hint}` : "";
-    super(`${what}${describeLocation(details)}.${hint}`, { cause: details.cause });
+    // A multi-line message (a list of problems) keeps its lines and puts the hint on its own.
+    const multiline = what.includes("\n");
+    const hint = details.hint ? `${multiline ? "\n" : " "}${details.hint}` : "";
+    super(`${what}${describeLocation(details)}${multiline ? "" : "."}${hint}`, {
+      cause: details.cause,
+    });
     this.name = new.target.name;
     this.code = code;
     this.what = what;

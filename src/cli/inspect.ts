@@ -33,6 +33,8 @@ export async function buildInspectReport(
   checkpoint: Checkpoint,
   options: InspectOptions,
 ): Promise<InspectReport> {
+  // What opening cost, before --stats reads every tensor.
+  const bytesRead = checkpoint.bytesRead;
   const tensors: TensorRow[] = [];
   for (const { path, tensor } of checkpoint.tensors()) {
     tensors.push({
@@ -48,7 +50,7 @@ export async function buildInspectReport(
     format: checkpoint.format,
     details: checkpoint.details,
     size: checkpoint.source.size,
-    bytesRead: checkpoint.bytesRead,
+    bytesRead,
     tensors,
   };
   const counters = await checkpoint.trainingCounters();
@@ -209,7 +211,7 @@ export function renderInspect(report: InspectReport, options: InspectOptions): s
       ...renderTable(
         [...byDtype].map(([dtype, { count, bytes }]) => [
           `  ${dtype}`,
-          `${formatCount(count)} tensors`,
+          `${formatCount(count)} ${count === 1 ? "tensor" : "tensors"}`,
           formatBytes(bytes),
         ]),
         new Set([1, 2]),

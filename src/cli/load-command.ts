@@ -4,8 +4,9 @@ import { runLoad } from "../pipeline/load.js";
 import type { LoadPlan } from "../strategies/plan.js";
 import type { Targets } from "../targets/types.js";
 import type { TensorLike } from "../tensors/tensor-like.js";
-import { openAtomicFile, writeFileAtomic } from "../writers/file-sink.js";
+import { openAtomicFile } from "../writers/file-sink.js";
 import { writeSafetensors } from "../writers/safetensors-writer.js";
+import type { ByteSink } from "../writers/sink.js";
 import { formatBytes } from "./format.js";
 import {
   openPair,
@@ -73,6 +74,16 @@ function stateRecord(plan: LoadPlan, targets: Targets, trainingState: unknown): 
   };
 }
 
+/** A sink whose close is held back until `commit()`, so several outputs land together. */
+function deferredClose(sink: ByteSink): ByteSink & { commit(): Promise<void> } {
+  return {
+    write: (bytes) => sink.write(bytes),
+    close: async () => {},
+    abort: () => sink.abort(),
+    commit: () => sink.close(),
+  };
+}
+
 export async function runLoadCommand(
   options: LoadCommandOptions,
   warn: (line: string) => void,
@@ -81,7 +92,16 @@ export async function runLoadCommand(
   if (options.mode) config.mode = options.mode;
   const { source, target } = await openPair(options);
   const bar = progressBar();
+  // Temp files next to each output, opened before anything is loaded: an unwritable destination
+  // fails first, and nothing is renamed into place until every output is complete.
+  const sinks: (ByteSink & { commit(): Promise<void> })[] = [];
   try {
+    const outSink = options.out ? deferredClose(await openAtomicFile(options.out)) : undefined;
+    if (outSink) sinks.push(outSink);
+    const stateSink = options.stateOut
+      ? deferredClose(await openAtomicFile(options.stateOut))
+      : undefined;
+    if (stateSink) sinks.push(stateSink);
     const targets = await targetsFromFile(target, source);
     const { trainingState, report } = await runLoad({
       checkpoint: source,
@@ -91,7 +111,7 @@ export async function runLoadCommand(
     });
     bar.stop();
     const plan = report.plan!;
-    if (options.out) {
+    if (outSink) {
       const entries: [string, TensorLike][] = [];
       for (const param of targets.model.parameters()) {
         const value = await targets.model.read(param.name);
@@ -100,7 +120,7 @@ export async function runLoadCommand(
           { dtype: param.dtype, shape: param.shape, read: async () => value },
         ]);
       }
-      await writeSafetensors(await openAtomicFile(options.out), entries, {
+      await writeSafetensors(outSink, entries, {
         metadata: {
           format: "pt",
           loadout_strategy: plan.strategy,
@@ -109,17 +129,18 @@ export async function runLoadCommand(
         order: "given",
       });
     }
-    if (options.stateOut) {
-      await writeFileAtomic(
-        options.stateOut,
-        `${JSON.stringify(stateRecord(plan, targets, trainingState), null, 2)}\n`,
-      );
+    if (stateSink) {
+      const record = `${JSON.stringify(stateRecord(plan, targets, trainingState), null, 2)}\n`;
+      await stateSink.write(new TextEncoder().encode(record));
     }
+    for (const sink of sinks) await sink.commit();
+    sinks.length = 0;
     const loaded = plan.entries.filter((e) => e.action === "load").length;
     const outputs = [options.out, options.stateOut].filter(Boolean).join(" and ");
     return `${plan.strategy}: loaded ${loaded} of ${plan.entries.length} parameters (${formatBytes(report.bytesLoaded)}) from ${plan.source.file}${outputs ? `; wrote ${outputs}` : ""}`;
   } finally {
     bar.stop();
+    await Promise.all(sinks.map((sink) => sink.abort()));
     await Promise.all([source.close(), target.close()]);
   }
 }

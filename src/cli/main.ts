@@ -2,8 +2,12 @@ import { Command, CommanderError, Option } from "commander";
 import { LoadError, LoadoutError } from "../errors.js";
 import { openCheckpointFile } from "../node.js";
 import { planLoad } from "../pipeline/load.js";
+import { runConvertCommand } from "./convert-command.js";
+import { runDiffCommand } from "./diff-command.js";
 import { buildInspectReport, inspectJson, renderInspect } from "./inspect.js";
 import { runLoadCommand } from "./load-command.js";
+import { runMergeCommand } from "./merge-command.js";
+import { OUTPUT_DTYPES, OUTPUT_FORMATS } from "./output.js";
 import {
   openPair,
   planJson,
@@ -138,6 +142,87 @@ export function buildProgram(): Command {
     )
     .action(async (options) => {
       process.stdout.write(`${await runLoadCommand(options, warn)}\n`);
+    });
+
+  const readOptions = (command: Command) =>
+    command
+      .option("--strict", "refuse objects of unknown classes too")
+      .addOption(
+        new Option(
+          "--allow-global <module.name>",
+          "allow calling this global as an inert call (repeatable)",
+        ).argParser(collect),
+      );
+  const dtypeOption = () =>
+    new Option("--dtype <dtype>", "convert floating tensors to this dtype").choices(OUTPUT_DTYPES);
+
+  readOptions(
+    program
+      .command("convert")
+      .description("convert a checkpoint to safetensors (sharded if asked) or a PyTorch zip")
+      .argument("<in>", "any checkpoint loadout reads")
+      .argument("<out>", "output: .safetensors, .safetensors.index.json, or .pt/.pth/.bin/.ckpt"),
+  )
+    .addOption(
+      new Option("--include <glob>", "keep only matching keys (repeatable)").argParser(collect),
+    )
+    .addOption(new Option("--exclude <glob>", "drop matching keys (repeatable)").argParser(collect))
+    .addOption(
+      new Option(
+        "--strip-prefix <prefix>",
+        "remove a leading prefix from keys (repeatable)",
+      ).argParser(collect),
+    )
+    .addOption(dtypeOption())
+    .option(
+      "--shard-size <size>",
+      "split safetensors output into shards of at most this size (2GB)",
+    )
+    .addOption(
+      new Option("--format <format>", "output format (default: by OUT's extension)").choices(
+        OUTPUT_FORMATS,
+      ),
+    )
+    .option(
+      "--state-dict-only",
+      "torch output: write only the model state dict, not the whole checkpoint",
+    )
+    .action(async (input: string, output: string, options) => {
+      process.stdout.write(`${await runConvertCommand(input, output, options, warn)}\n`);
+    });
+
+  readOptions(
+    program
+      .command("merge")
+      .description("merge the model state dicts of several checkpoints (later wins, or --average)")
+      .argument("<checkpoints...>", "two or more checkpoints"),
+  )
+    .requiredOption(
+      "--out <file>",
+      "output: .safetensors or .pt/.pth/.bin/.ckpt, written atomically",
+    )
+    .option("--average", "weighted average of every tensor (every file must hold every key)")
+    .option("--weights <list>", "--average weights, one per input: 0.5,0.3,0.2 (default equal)")
+    .addOption(dtypeOption())
+    .action(async (inputs: string[], options) => {
+      process.stdout.write(`${await runMergeCommand(inputs, options)}\n`);
+    });
+
+  readOptions(
+    program
+      .command("diff")
+      .description("compare two checkpoints' tensors; exit 0 when equal, 1 when different")
+      .argument("<a>", "first checkpoint")
+      .argument("<b>", "second checkpoint"),
+  )
+    .option("--json", "print one JSON object on stdout")
+    .option("--atol <x>", "absolute tolerance (default 0)")
+    .option("--rtol <y>", "relative tolerance (default 0)")
+    .option("--all", "compare every tensor of the tree by path, optimizer state too")
+    .action(async (a: string, b: string, options) => {
+      const { text, equal } = await runDiffCommand(a, b, options);
+      process.stdout.write(`${text}\n`);
+      if (!equal) process.exitCode = 1;
     });
 
   return program;

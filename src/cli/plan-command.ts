@@ -162,19 +162,21 @@ export function renderPlan(plan: LoadPlan, sourceBytes: (entry: PlanEntry) => nu
     lines.push(`  keys: '${t.from}' → '${t.to}' for ${t.count} key(s)`);
   }
   lines.push("");
-  const rows: string[][] = [["  layer", "param", "action", "shape", "dtype", "frozen", "reason"]];
+  const rows: string[][] = [
+    ["  layer", "param", "action", "from", "shape", "dtype", "frozen", "reason"],
+  ];
   let previousLayer: string | undefined;
   for (const entry of plan.entries) {
     const [layer, param] = layerOf(entry.target);
-    const source = entry.source && entry.source !== entry.target ? ` ← ${entry.source}` : "";
     rows.push([
       `  ${layer === previousLayer ? "" : layer || "(top)"}`,
       param,
       entry.action,
+      entry.source && entry.source !== entry.target ? entry.source : entry.source ? "=" : "",
       shapeText(entry),
       dtypeText(entry),
       entry.frozen ? "yes" : "",
-      `${entry.reason}${source}`,
+      entry.transform ? `${entry.reason}; ${entry.transform}` : entry.reason,
     ]);
     previousLayer = layer;
   }

@@ -3,7 +3,7 @@ import type { LoadingConfig } from "../config/types.js";
 import type { TrainingState } from "../state/training-state.js";
 import type { LoadPlan } from "../strategies/plan.js";
 import type { SourceStateDict } from "../strategies/source-tensor.js";
-import type { Targets } from "../targets/types.js";
+import type { Targets, Undo } from "../targets/types.js";
 
 /** Progress of a load: tensors and bytes done out of the plan's totals. */
 export interface ProgressEvent {
@@ -46,6 +46,11 @@ export interface CheckpointContext {
    */
   sourceStateDict?: SourceStateDict;
   report: LoadReport;
+  /**
+   * Undo of each change stages committed to the targets so far, oldest first: if a later stage
+   * fails, the pipeline undoes them, so the load stays all-or-nothing.
+   */
+  commits?: readonly Undo[];
   onProgress?: (event: ProgressEvent) => void;
   signal?: AbortSignal;
 }

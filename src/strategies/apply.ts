@@ -1,5 +1,6 @@
-import { LoadError, LoadoutError } from "../errors.js";
+import { LoadError, LoadoutError, TensorError } from "../errors.js";
 import type { ProgressEvent } from "../pipeline/context.js";
+import { rollBack, undoAll } from "../pipeline/undo.js";
 import { toOptimizerState } from "../state/torch-optimizer.js";
 import type { TrainingState } from "../state/training-state.js";
 import type { Targets, Undo } from "../targets/types.js";
@@ -14,9 +15,11 @@ export interface ApplyOptions {
    * scheduler in turn, undoing earlier commits if a later one fails. Costs one extra copy of
    * what loads.
    * in_place: everything that can be checked without reading tensor data is checked first
-   * (shapes, dtypes, conversions, every byte range inside the file); then tensors are read
-   * straight into the model's arrays. No extra copy, but an I/O error in the middle of the copy
-   * (a disk failure, the file changed underneath) leaves the tensors before it loaded.
+   * (shapes, dtypes, conversions, every byte range inside the file), and frozen flags,
+   * optimizer, scheduler and reset parameters are committed; then tensors are read straight
+   * into the model's arrays. No extra copy, but an I/O error in the middle of the copy (a disk
+   * failure, the file changed underneath) leaves the tensors before it loaded; everything else
+   * is undone.
    */
   mode?: "transactional" | "in_place";
   onProgress?: (event: ProgressEvent) => void;
@@ -27,6 +30,11 @@ export interface ApplyResult {
   trainingState: TrainingState;
   tensorsLoaded: number;
   bytesLoaded: number;
+  /**
+   * Undoes what the load committed, for a pipeline whose later stage fails. Tensors an in_place
+   * load read straight into the model's arrays are not restored.
+   */
+  undo: Undo;
 }
 
 /** Throws a LoadError listing every violation when the plan cannot be applied. */
@@ -35,7 +43,7 @@ export function assertApplicable(plan: LoadPlan): void {
   const lines = plan.violations.map((v) => `  - ${v}`).join("\n");
   throw new LoadError(
     "PLAN_VIOLATIONS",
-    `${plan.strategy} cannot load ${plan.source.file}: ${plan.violations.length} problem(s)\n${lines}\n`,
+    `${plan.strategy} cannot load ${plan.source.file}: ${plan.violations.length} problem(s):\n${lines}`,
     {
       hint: "Nothing was changed. Run `loadout plan` to see every parameter's action, or choose a less strict strategy (transfer_learning).",
     },
@@ -50,13 +58,22 @@ function copyOverlap(
   to: readonly number[],
   block: readonly number[],
 ): void {
-  const fromStrides = contiguousStrides(from);
-  const toStrides = contiguousStrides(to);
   const count = numelOf(block);
   if (count === 0) return;
+  // Array elements per value: 2 for complex dtypes (real, imaginary), else 1.
+  const width = source.length / numelOf(from);
+  if (!Number.isInteger(width)) {
+    throw new TensorError(
+      "OVERLAP_PACKED",
+      "cannot copy a block of a dtype that packs several values into a byte",
+      { hint: "Use mismatch: skip for this tensor." },
+    );
+  }
+  const fromStrides = contiguousStrides(from).map((stride) => stride * width);
+  const toStrides = contiguousStrides(to).map((stride) => stride * width);
   const rank = block.length;
   const last = rank - 1;
-  const run = rank === 0 ? 1 : block[last]!;
+  const run = (rank === 0 ? 1 : block[last]!) * width;
   const index = new Array<number>(Math.max(rank - 1, 0)).fill(0);
   for (;;) {
     let s = 0;
@@ -123,33 +140,18 @@ async function stageEntry(
   return current;
 }
 
-/** Runs commits in order; if one fails, undoes the earlier ones (newest first) and rethrows. */
-async function commitAll(steps: (() => Promise<Undo>)[], file: string): Promise<void> {
+/**
+ * Runs commits in order; if one fails, undoes the earlier ones (newest first) and rethrows.
+ * Returns the undos of all of them, oldest first.
+ */
+async function commitAll(steps: (() => Promise<Undo>)[], file: string): Promise<Undo[]> {
   const undos: Undo[] = [];
   try {
     for (const step of steps) undos.push(await step());
   } catch (error) {
-    const undoErrors: unknown[] = [];
-    for (const undo of undos.reverse()) {
-      try {
-        await undo();
-      } catch (undoError) {
-        undoErrors.push(undoError);
-      }
-    }
-    if (undoErrors.length > 0) {
-      throw new LoadError(
-        "ROLLBACK_FAILED",
-        `load failed (${(error as Error).message}) and ${undoErrors.length} target(s) could not be restored`,
-        {
-          file,
-          cause: error,
-          hint: "The targets may be inconsistent: reload them from a known state.",
-        },
-      );
-    }
-    throw error;
+    await rollBack(undos, error, file);
   }
+  return undos;
 }
 
 /** Applies a plan to the targets, all-or-nothing in transactional mode. */
@@ -182,6 +184,7 @@ export async function applyPlan(
     )
     .map((e) => e.target);
 
+  let undos: Undo[] = [];
   try {
     // Everything below that can fail without touching the targets happens first.
     const resetValues =
@@ -193,7 +196,7 @@ export async function applyPlan(
         ? await toOptimizerState(
             handles.optimizer.parsed,
             handles.optimizer.byIndex,
-            plan.optimizer.type ?? undefined,
+            targets.optimizer?.type,
             {
               dtype: "float32",
             },
@@ -239,28 +242,32 @@ export async function applyPlan(
         progress.step(entry.target, bytesOf(entry));
       }
       checkAborted(options.signal, file);
-      await commitAll([() => targets.model.write(staged), ...stateSteps], file);
+      undos = await commitAll([() => targets.model.write(staged), ...stateSteps], file);
     } else {
       // in_place: resolve every source byte range (zip local headers included) before writing.
       for (const entry of loads) await handles.sourceTensors.get(entry.source!)!.checkReadable();
       checkAborted(options.signal, file);
-      for (const entry of loads) {
-        const live = entry.overlap ? undefined : targets.model.liveArray?.(entry.target);
-        if (live) {
-          await handles.sourceTensors
-            .get(entry.source!)!
-            .readInto(live, { dtype: entry.targetDtype });
-        } else {
-          await targets.model.write(
-            new Map([[entry.target, await stageEntry(entry, handles, targets)]]),
-          );
-        }
-        progress.step(entry.target, bytesOf(entry));
-      }
-      await commitAll(
+      // Everything that can be undone is committed first, so that the copy, which cannot, is last.
+      undos = await commitAll(
         [...(resetValues.size > 0 ? [() => targets.model.write(resetValues)] : []), ...stateSteps],
         file,
       );
+      try {
+        for (const entry of loads) {
+          const live = entry.overlap ? undefined : targets.model.liveArray?.(entry.target);
+          if (live) {
+            await handles.sourceTensors
+              .get(entry.source!)!
+              .readInto(live, { dtype: entry.targetDtype });
+          } else {
+            const value = await stageEntry(entry, handles, targets);
+            undos.push(await targets.model.write(new Map([[entry.target, value]])));
+          }
+          progress.step(entry.target, bytesOf(entry));
+        }
+      } catch (error) {
+        await rollBack(undos, error, file);
+      }
     }
   } catch (error) {
     if (error instanceof LoadoutError) throw error;
@@ -281,5 +288,6 @@ export async function applyPlan(
     trainingState: plan.trainingState.value,
     tensorsLoaded: progress.tensorsDone,
     bytesLoaded: progress.bytesDone,
+    undo: () => undoAll(undos, file),
   };
 }

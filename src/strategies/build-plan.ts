@@ -124,7 +124,7 @@ export async function buildPlan(input: PlanInput, policy: StrategyPolicy): Promi
     const stray = unexpected.filter((u) => u.reason !== "excluded by include/exclude");
     if (stray.length > 0) {
       violations.push(
-        `strict: ${stray.length} checkpoint key(s) match no model parameter: ${listSome(stray.map((u) => u.source))}`,
+        `strict: ${stray.length} checkpoint key(s) match no model parameter: ${listSome(stray.map((u) => u.source))} (leave them out with checkpoint.loading.exclude, or set strict: false)`,
       );
     }
   }
@@ -255,7 +255,7 @@ function planParameter(
     };
   }
   if (sameShape(tensor.shape, param.shape)) {
-    entry.reason = sourceKey === param.name ? "same name and shape" : `matched '${sourceKey}'`;
+    entry.reason = sourceKey === param.name ? "same name and shape" : "same shape";
     return entry;
   }
   const shapes = `checkpoint ${formatShape(tensor.shape)} vs model ${formatShape(param.shape)}`;

@@ -105,7 +105,7 @@ export async function planOptimizer(
   const checkpointType = describeOptimizer(parsed);
   if (checkpointType && family(checkpointType) !== family(target.type)) {
     context.violations.push(
-      `optimizer kind differs: the checkpoint's state is ${checkpointType}-like, the target optimizer is ${target.type}`,
+      `optimizer kind differs: the checkpoint's state is from an optimizer of kind ${checkpointType}, the target optimizer is ${target.type}`,
     );
   }
   const expected = new Set(
@@ -183,7 +183,14 @@ export async function planScheduler(
     );
   }
   const { path, value } = found[0]!;
-  const state = await toSchedulerState(value, path);
+  let state: SchedulerState;
+  try {
+    state = await toSchedulerState(value, path);
+  } catch (error) {
+    if (!(error instanceof LoadoutError)) throw error;
+    violations.push(`scheduler state: ${error.what}`);
+    return { action: "restore", reason: "the scheduler state cannot be read", sourcePath: path };
+  }
   handlesOut.scheduler = state;
   const epoch = state.last_epoch;
   return {
@@ -208,7 +215,7 @@ export async function planTrainingState(
   if (policy.trainingState === "reset") {
     return {
       action: "reset",
-      reason: "a new run: epoch 0, step 0, no best metric",
+      reason: "a new run",
       value: freshTrainingState(),
     };
   }

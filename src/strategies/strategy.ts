@@ -24,6 +24,7 @@ export function policyStrategy(policy: StrategyPolicy): LoadingStrategy {
       return {
         ...context,
         trainingState: result.trainingState,
+        commits: [...(context.commits ?? []), result.undo],
         report: {
           ...context.report,
           plan,

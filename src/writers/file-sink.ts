@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { type FileHandle, open, rename, stat, unlink } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
+import { WriteError } from "../errors.js";
 import type { ByteSink } from "./sink.js";
-import { WriteError } from "./write-error.js";
 
 /**
  * Files that are replaced whole or not at all. Everything goes to a temporary file beside the

@@ -1,4 +1,6 @@
 /** Writers that run anywhere (no `node:` imports); the atomic file sink is in file-sink.ts. */
+
+export * from "../errors.js";
 export * from "./safetensors-layout.js";
 export * from "./safetensors-writer.js";
 export * from "./shard-index.js";
@@ -20,4 +22,3 @@ export {
   trainingCheckpointTree,
   writeTrainingCheckpoint,
 } from "./torch/training-checkpoint.js";
-export * from "./write-error.js";

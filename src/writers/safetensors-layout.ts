@@ -1,10 +1,10 @@
-import { TensorError } from "../errors.js";
+import { TensorError, WriteError } from "../errors.js";
+import { RUST_DTYPE_ORDER } from "../formats/safetensors/dtype-names.js";
 import { MAX_HEADER_SIZE } from "../formats/safetensors/header.js";
 import { canConvert } from "../tensors/convert.js";
 import { byteLengthOf, type DType, dtypeInfo, isDType, isFloating } from "../tensors/dtype.js";
 import { formatShape } from "../tensors/shape.js";
 import type { TensorLike } from "../tensors/tensor-like.js";
-import { WriteError } from "./write-error.js";
 
 /**
  * Where everything goes in a safetensors file, decided before a byte is written: every name,
@@ -60,35 +60,10 @@ export interface SafetensorsLayout {
   totalBytes: number;
 }
 
-/**
- * The reference crate's `Dtype` enum in declaration order, which is the order its serializer
- * sorts by (descending). Only these dtypes can be written: it has no C128.
- */
-const RUST_DTYPE_ORDER = [
-  "BOOL",
-  "F4",
-  "F6_E2M3",
-  "F6_E3M2",
-  "U8",
-  "I8",
-  "F8_E5M2",
-  "F8_E4M3",
-  "F8_E8M0",
-  "F8_E4M3FNUZ",
-  "F8_E5M2FNUZ",
-  "I16",
-  "U16",
-  "F16",
-  "BF16",
-  "I32",
-  "U32",
-  "F32",
-  "C64",
-  "F64",
-  "I64",
-  "U64",
-];
-const RUST_DTYPE_RANK = new Map(RUST_DTYPE_ORDER.map((name, rank) => [name, rank]));
+/** Rank of each dtype the reference crate knows (its serializer sorts by it, descending); it has no C128. */
+const RUST_DTYPE_RANK: ReadonlyMap<string, number> = new Map(
+  RUST_DTYPE_ORDER.map((name, rank) => [name, rank]),
+);
 
 /** Checks every entry and converts nothing yet; throws on the first problem. */
 export function prepareTensors(entries: TensorEntries, target?: DType): PreparedTensor[] {

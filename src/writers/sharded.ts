@@ -1,3 +1,4 @@
+import { WriteError } from "../errors.js";
 import type { DType } from "../tensors/dtype.js";
 import {
   checkMetadata,
@@ -11,7 +12,6 @@ import { formatShardIndex } from "./shard-index.js";
 import { planShards, shardFileNames, shardIndexFileName } from "./shard-plan.js";
 import type { ByteSink } from "./sink.js";
 import { resolveSize } from "./size.js";
-import { WriteError } from "./write-error.js";
 
 /**
  * A checkpoint split over several safetensors files plus `model.safetensors.index.json`, laid out

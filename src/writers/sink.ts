@@ -1,4 +1,4 @@
-import { WriteError } from "./write-error.js";
+import { WriteError } from "../errors.js";
 
 /**
  * Sequential output: a file being written atomically, a buffer in memory, an upload. Writers

@@ -2,12 +2,12 @@ import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { WriteError } from "../../src/errors.js";
 import { openSafetensors } from "../../src/formats/safetensors/safetensors.js";
 import { FileSource } from "../../src/io/file-source.js";
 import type { Tensor } from "../../src/tensors/tensor.js";
 import { openAtomicFile, tempFileName, writeFileAtomic } from "../../src/writers/file-sink.js";
 import { writeSafetensors } from "../../src/writers/safetensors-writer.js";
-import { WriteError } from "../../src/writers/write-error.js";
 import { concat, memoryTensor } from "./helpers.js";
 
 let folder: string;

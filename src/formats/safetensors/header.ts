@@ -3,6 +3,7 @@ import { type DType, dtypeFromSafetensors, dtypeInfo } from "../../tensors/dtype
 import { type JsonObject, type JsonValue, parseExactJson } from "../json/exact-json.js";
 import { pointerSegments } from "../json/pointer.js";
 import { firstInvalidUtf8, utf8OffsetOf } from "../json/utf8.js";
+import { RUST_DTYPE_ORDER } from "./dtype-names.js";
 
 /**
  * The safetensors header, checked by every rule of the reference implementation (the Rust
@@ -20,30 +21,7 @@ export const MAX_HEADER_SIZE = 100_000_000;
 export const LENGTH_PREFIX_BYTES = 8;
 
 /** The dtype names the Rust crate's `Dtype` enum knows; anything else fails to deserialize. */
-const RUST_DTYPES = new Set([
-  "BOOL",
-  "F4",
-  "F6_E2M3",
-  "F6_E3M2",
-  "U8",
-  "I8",
-  "F8_E5M2",
-  "F8_E4M3",
-  "F8_E8M0",
-  "F8_E4M3FNUZ",
-  "F8_E5M2FNUZ",
-  "I16",
-  "U16",
-  "F16",
-  "BF16",
-  "I32",
-  "U32",
-  "F32",
-  "C64",
-  "F64",
-  "I64",
-  "U64",
-]);
+const RUST_DTYPES: ReadonlySet<string> = new Set(RUST_DTYPE_ORDER);
 
 const TENSOR_FIELDS = ["dtype", "shape", "data_offsets"];
 const U64_MAX = (1n << 64n) - 1n;

@@ -1,13 +1,15 @@
 import { ArchiveError } from "../../errors.js";
 import type { ByteSource } from "../../io/byte-source.js";
+import {
+  END_SIGNATURE,
+  END_SIZE,
+  ZIP64_END_SIGNATURE,
+  ZIP64_END_SIZE,
+  ZIP64_LOCATOR_SIGNATURE,
+  ZIP64_LOCATOR_SIZE,
+} from "./constants.js";
 import { u16, u32, u64 } from "./little-endian.js";
 
-const EOCD_SIGNATURE = 0x06054b50;
-const ZIP64_LOCATOR_SIGNATURE = 0x07064b50;
-const ZIP64_RECORD_SIGNATURE = 0x06064b50;
-const EOCD_SIZE = 22;
-const ZIP64_LOCATOR_SIZE = 20;
-const ZIP64_RECORD_SIZE = 56;
 const MAX_COMMENT = 0xffff;
 
 /** Where the central directory is and what it should hold, from the end records. */
@@ -29,11 +31,11 @@ export async function locateDirectory(source: ByteSource): Promise<DirectoryLoca
   const file = source.name;
   const size = source.size;
   // The usual case: no comment, so the record is the last 22 bytes; take the locator with it.
-  let windowStart = Math.max(0, size - EOCD_SIZE - ZIP64_LOCATOR_SIZE);
+  let windowStart = Math.max(0, size - END_SIZE - ZIP64_LOCATOR_SIZE);
   let window = await source.read(windowStart, size - windowStart);
   let eocd = findEndRecord(window, windowStart, size);
   if (eocd === undefined && windowStart > 0) {
-    windowStart = Math.max(0, size - EOCD_SIZE - MAX_COMMENT);
+    windowStart = Math.max(0, size - END_SIZE - MAX_COMMENT);
     window = await source.read(windowStart, size - windowStart);
     eocd = findEndRecord(window, windowStart, size);
   }
@@ -75,9 +77,9 @@ export async function locateDirectory(source: ByteSource): Promise<DirectoryLoca
 
 /** Offset of the last end record whose comment runs exactly to the end of the file. */
 function findEndRecord(window: Uint8Array, windowStart: number, size: number): number | undefined {
-  for (let i = window.length - EOCD_SIZE; i >= 0; i--) {
-    if (u32(window, i) !== EOCD_SIGNATURE) continue;
-    if (windowStart + i + EOCD_SIZE + u16(window, i + 20) === size) return windowStart + i;
+  for (let i = window.length - END_SIZE; i >= 0; i--) {
+    if (u32(window, i) !== END_SIGNATURE) continue;
+    if (windowStart + i + END_SIZE + u16(window, i + 20) === size) return windowStart + i;
   }
   return undefined;
 }
@@ -90,19 +92,19 @@ async function readZip64(
   const file = source.name;
   const recordOffset = u64(locator, 8);
   if (u32(locator, 4) !== 0 || u32(locator, 16) > 1) throw multiDisk(file, locatorAt);
-  if (recordOffset === undefined || recordOffset + ZIP64_RECORD_SIZE > locatorAt) {
+  if (recordOffset === undefined || recordOffset + ZIP64_END_SIZE > locatorAt) {
     throw new ArchiveError(
       "BAD_ZIP64",
       `zip64 end record offset ${recordOffset ?? ">= 2^53"} does not lie before its locator`,
       { file, offset: locatorAt, hint: "The archive is corrupt or truncated." },
     );
   }
-  const record = await source.read(recordOffset, ZIP64_RECORD_SIZE);
+  const record = await source.read(recordOffset, ZIP64_END_SIZE);
   const recordSize = u64(record, 4);
   if (
-    u32(record, 0) !== ZIP64_RECORD_SIGNATURE ||
+    u32(record, 0) !== ZIP64_END_SIGNATURE ||
     recordSize === undefined ||
-    recordSize < ZIP64_RECORD_SIZE - 12 ||
+    recordSize < ZIP64_END_SIZE - 12 ||
     recordOffset + 12 + recordSize > locatorAt
   ) {
     throw new ArchiveError("BAD_ZIP64", "zip64 end-of-central-directory record is malformed", {

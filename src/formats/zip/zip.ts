@@ -1,19 +1,21 @@
 import { ArchiveError, LimitExceededError } from "../../errors.js";
 import { type ByteSource, SliceSource } from "../../io/byte-source.js";
+import {
+  CENTRAL_HEADER_SIGNATURE,
+  CENTRAL_HEADER_SIZE,
+  FLAG_DATA_DESCRIPTOR,
+  FLAG_ENCRYPTED,
+  FLAG_UTF8,
+  LOCAL_HEADER_SIGNATURE,
+  LOCAL_HEADER_SIZE,
+  METHOD_STORED,
+  ZIP64_EXTRA_ID,
+} from "./constants.js";
 import { crc32 } from "./crc32.js";
 import { locateDirectory } from "./end-record.js";
 import { u16, u32, u64 } from "./little-endian.js";
 import { checkEntryName, decodeEntryName } from "./names.js";
 
-const CENTRAL_SIGNATURE = 0x02014b50;
-const LOCAL_SIGNATURE = 0x04034b50;
-const CENTRAL_HEADER_SIZE = 46;
-const LOCAL_HEADER_SIZE = 30;
-const ZIP64_EXTRA_ID = 0x0001;
-const FLAG_ENCRYPTED = 0x0001;
-const FLAG_DATA_DESCRIPTOR = 0x0008;
-const FLAG_UTF8 = 0x0800;
-const METHOD_STORED = 0;
 /** The central directory is read in one piece: ~100 bytes an entry, so millions of entries. */
 export const MAX_DIRECTORY_BYTES = 256 << 20;
 
@@ -168,7 +170,7 @@ function parseDirectory(
   let at = 0;
   while (entries.length < entryCount) {
     const offset = directoryOffset + at;
-    if (at + CENTRAL_HEADER_SIZE > bytes.length || u32(bytes, at) !== CENTRAL_SIGNATURE) {
+    if (at + CENTRAL_HEADER_SIZE > bytes.length || u32(bytes, at) !== CENTRAL_HEADER_SIGNATURE) {
       throw new ArchiveError(
         "ENTRY_COUNT_MISMATCH",
         `zip central directory holds fewer entries than the ${entryCount} its end record announces (record ${entries.length + 1} missing)`,
@@ -350,7 +352,7 @@ async function checkLocalHeader(
       },
     );
   const header = await source.read(offset, LOCAL_HEADER_SIZE);
-  if (u32(header, 0) !== LOCAL_SIGNATURE) throw mismatch("signature");
+  if (u32(header, 0) !== LOCAL_HEADER_SIGNATURE) throw mismatch("signature");
   const nameLength = u16(header, 26);
   const extraLength = u16(header, 28);
   const start = offset + LOCAL_HEADER_SIZE + nameLength + extraLength;

@@ -1,6 +1,6 @@
+import { WriteError } from "../../errors.js";
 import type { Hyperparameters, OptimizerState } from "../../targets/types.js";
 import type { TensorLike } from "../../tensors/tensor-like.js";
-import { WriteError } from "../write-error.js";
 import { arrayTensor, dtypeOfArray } from "./array-tensor.js";
 import { PyFloat, pyFloat, pyTuple, type WritableValue } from "./python-values.js";
 

@@ -1,8 +1,8 @@
 import { formatPath, type PathSegment, type TreePath } from "../../checkpoint/tree.js";
-import { WriteError } from "../write-error.js";
+import { WriteError } from "../../errors.js";
 import { ByteBuilder } from "./byte-builder.js";
 import { decodeLatin1, encodeUtf8SurrogatePass } from "./python-text.js";
-import { PyFloat, PyOrderedDict, type WritableValue } from "./python-values.js";
+import { PyCounter, PyFloat, PyOrderedDict, type WritableValue } from "./python-values.js";
 
 export {
   PyFloat,
@@ -102,6 +102,7 @@ const BATCH_SIZE = 1000;
 
 const CODECS_ENCODE = new PyGlobalName("_codecs", "encode");
 const ORDERED_DICT = new PyGlobalName("collections", "OrderedDict");
+const COUNTER = new PyGlobalName("collections", "Counter");
 // Protocol 2 names builtins as Python 2 did (pickle's fix_imports).
 const BUILTIN_SET = new PyGlobalName("__builtin__", "set");
 
@@ -412,6 +413,10 @@ class Pickler {
     }
     if (value instanceof PyOrderedDict) {
       this.reduce(value, new PickleReduction(ORDERED_DICT, Object.freeze([]), value.items), at);
+      return;
+    }
+    if (value instanceof PyCounter) {
+      this.reduce(value, new PickleReduction(COUNTER, Object.freeze([value.counts])), at);
       return;
     }
     if (value instanceof PickleReduction) {

@@ -35,6 +35,14 @@ export function pyOrderedDict(
   return new PyOrderedDict(items instanceof Map ? items : new Map(items));
 }
 
+/** A dict written as `collections.Counter` (a MultiStepLR's `milestones`: missing keys count 0). */
+export class PyCounter {
+  readonly counts: ReadonlyMap<WritableValue, number>;
+  constructor(counts: ReadonlyMap<WritableValue, number>) {
+    this.counts = counts;
+  }
+}
+
 export type WritableValue =
   | null
   | boolean
@@ -44,6 +52,7 @@ export type WritableValue =
   | Uint8Array
   | PyFloat
   | PyOrderedDict
+  | PyCounter
   | TensorLike
   | readonly WritableValue[]
   | ReadonlyMap<WritableValue, WritableValue>

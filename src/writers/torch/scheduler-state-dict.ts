@@ -1,5 +1,5 @@
 import type { SchedulerState } from "../../targets/types.js";
-import { PyFloat, pyFloat, type WritableValue } from "./python-values.js";
+import { PyCounter, PyFloat, pyFloat, type WritableValue } from "./python-values.js";
 
 /**
  * A SchedulerState (plain data in PyTorch's field names) as the dict `scheduler.state_dict()`
@@ -7,9 +7,30 @@ import { PyFloat, pyFloat, type WritableValue } from "./python-values.js";
  * torch.optim.lr_scheduler keeps as floats (`base_lrs`, `_last_lr`, `gamma`, `eta_min`, ...) are
  * written as floats even when whole, list items included; any other whole number is an int
  * (`last_epoch`, `_step_count`, `T_max`, `step_size`). Wrap a number in `pyFloat` to force a
- * float elsewhere. What the reader turned into plain data is written back as plain data: a
- * MultiStepLR's `milestones` Counter comes back a dict, and its keys strings unless given as a Map.
+ * float elsewhere. A MultiStepLR's `milestones` is written back as the `collections.Counter`
+ * with integer keys torch keeps (the reader gives it as an object with decimal-text keys): with
+ * a plain dict, torch would fail on every epoch that is not a milestone.
  */
+
+/** `{"2": 1, "4": 1}` (or a Map) as a Counter with integer keys; anything else unchanged. */
+function milestoneCounter(value: unknown): unknown {
+  const entries =
+    value instanceof Map
+      ? [...value]
+      : typeof value === "object" && value !== null && !Array.isArray(value)
+        ? Object.entries(value)
+        : undefined;
+  if (!entries) return value;
+  const counts = new Map<WritableValue, number>();
+  for (const [key, count] of entries) {
+    const epoch =
+      typeof key === "number" ? key : /^-?\d+$/.test(String(key)) ? Number(key) : Number.NaN;
+    if (!Number.isSafeInteger(epoch) || typeof count !== "number" || !Number.isSafeInteger(count))
+      return value;
+    counts.set(epoch, count);
+  }
+  return new PyCounter(counts);
+}
 
 const FLOAT_FIELDS = new Set([
   "base_lrs",
@@ -96,6 +117,10 @@ export function schedulerStateDict(state: SchedulerState): Map<string, WritableV
     assign(dict);
     for (const [key, item] of entries) {
       dict.set(key, undefined);
+      if (key === "milestones") {
+        dict.set(key, milestoneCounter(item));
+        continue;
+      }
       const isFloat = typeof key === "string" && FLOAT_FIELDS.has(key);
       stack.push({ value: item, float: isFloat, assign: (v) => dict.set(key, v) });
     }

@@ -1,9 +1,8 @@
 import { formatPath, type TreePath } from "../../checkpoint/tree.js";
-import { TensorError } from "../../errors.js";
+import { TensorError, WriteError } from "../../errors.js";
 import { byteLengthOf, type DType, isDType } from "../../tensors/dtype.js";
 import { formatShape } from "../../tensors/shape.js";
 import type { TensorLike } from "../../tensors/tensor-like.js";
-import { WriteError } from "../write-error.js";
 import { PersistentId, PickleReduction, type PicklerHooks, PyGlobalName } from "./pickler.js";
 import { PyOrderedDict } from "./python-values.js";
 

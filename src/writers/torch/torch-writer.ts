@@ -1,10 +1,9 @@
-import { TensorError } from "../../errors.js";
+import { TensorError, WriteError } from "../../errors.js";
 import { canConvert } from "../../tensors/convert.js";
 import { type DType, dtypeInfo, isDType, isFloating } from "../../tensors/dtype.js";
 import type { TensorLike } from "../../tensors/tensor-like.js";
 import type { ByteSink } from "../sink.js";
 import { tensorBytes } from "../tensor-bytes.js";
-import { WriteError } from "../write-error.js";
 import { type PickleItem, pickle } from "./pickler.js";
 import type { WritableValue } from "./python-values.js";
 import { serializationId } from "./serialization-id.js";

@@ -1,9 +1,9 @@
+import { WriteError } from "../../errors.js";
 import { LOADOUT_FORMAT_VERSION, LOADOUT_RECORD_KEY } from "../../state/loadout-record.js";
 import type { TrainingState } from "../../state/training-state.js";
 import type { OptimizerState, SchedulerState } from "../../targets/types.js";
 import type { TensorLike } from "../../tensors/tensor-like.js";
 import type { ByteSink } from "../sink.js";
-import { WriteError } from "../write-error.js";
 import { arrayTensor } from "./array-tensor.js";
 import { optimizerStateDict } from "./optimizer-state-dict.js";
 import { PyOrderedDict, pyFloat, type WritableValue } from "./python-values.js";

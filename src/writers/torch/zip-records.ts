@@ -1,3 +1,15 @@
+import {
+  CENTRAL_HEADER_SIGNATURE,
+  DATA_DESCRIPTOR_SIGNATURE,
+  END_SIGNATURE,
+  FLAG_DATA_DESCRIPTOR,
+  FLAG_UTF8,
+  LOCAL_HEADER_SIGNATURE,
+  LOCAL_HEADER_SIZE,
+  ZIP64_END_SIGNATURE,
+  ZIP64_EXTRA_ID,
+  ZIP64_LOCATOR_SIGNATURE,
+} from "../../formats/zip/constants.js";
 import { ByteBuilder } from "./byte-builder.js";
 
 /**
@@ -15,18 +27,7 @@ export const ZIP64_LIMIT = 0xffffffff;
 /** Where every entry's data starts: a multiple of this (torch's kFieldAlignment). */
 export const DATA_ALIGNMENT = 64;
 
-const LOCAL_HEADER_SIGNATURE = 0x04034b50;
-const DATA_DESCRIPTOR_SIGNATURE = 0x08074b50;
-const CENTRAL_HEADER_SIGNATURE = 0x02014b50;
-const ZIP64_END_SIGNATURE = 0x06064b50;
-const ZIP64_LOCATOR_SIGNATURE = 0x07064b50;
-const END_SIGNATURE = 0x06054b50;
-
-const LOCAL_HEADER_SIZE = 30;
 const EMPTY = new Uint8Array(0);
-const FLAG_DATA_DESCRIPTOR = 0x0008;
-const FLAG_UTF8 = 0x0800;
-const ZIP64_EXTRA_ID = 0x0001;
 /** torch's padding extra field: "FB" (0x4246), then the padding length, then that many 'Z'. */
 const PADDING_EXTRA_ID = 0x4246;
 const PADDING_BYTE = 0x5a;

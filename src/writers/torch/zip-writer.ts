@@ -1,6 +1,6 @@
+import { WriteError } from "../../errors.js";
 import { crc32 } from "../../formats/zip/crc32.js";
 import type { ByteSink } from "../sink.js";
-import { WriteError } from "../write-error.js";
 import {
   centralHeader,
   dataDescriptor,

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { WriteError } from "../../../src/errors.js";
 import { unpickle } from "../../../src/formats/pickle/unpickler.js";
 import {
   encodeLong,
@@ -11,7 +12,6 @@ import {
   pyTuple,
   type WritableValue,
 } from "../../../src/writers/torch/pickler.js";
-import { WriteError } from "../../../src/writers/write-error.js";
 
 /** Expected bytes: CPython's C pickler (protocol 2), from fixtures/make-pickles.py. */
 const expected: Record<string, string> = JSON.parse(

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { WriteError } from "../../../src/errors.js";
 import { readZipArchive } from "../../../src/formats/zip/zip.js";
 import { MemorySource } from "../../../src/io/byte-source.js";
 import { floatToBfloat16Bits } from "../../../src/tensors/convert.js";
@@ -13,7 +14,6 @@ import {
 } from "../../../src/writers/torch/pickler.js";
 import { torchCanWrite } from "../../../src/writers/torch/tensor-pickling.js";
 import { writeTorchCheckpoint } from "../../../src/writers/torch/torch-writer.js";
-import { WriteError } from "../../../src/writers/write-error.js";
 import {
   memoryTensor,
   openBytes,

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { readTrainingCounters } from "../../../src/checkpoint/training-counters.js";
+import { WriteError } from "../../../src/errors.js";
 import { readLoadoutRecord } from "../../../src/state/loadout-record.js";
 import { readTrainingState } from "../../../src/state/read-training-state.js";
 import {
@@ -21,7 +22,6 @@ import {
   writeTrainingCheckpoint,
 } from "../../../src/writers/torch/training-checkpoint.js";
 import { LOADOUT_VERSION } from "../../../src/writers/torch/writer-version.js";
-import { WriteError } from "../../../src/writers/write-error.js";
 import { openBytes, recordingSink, sha256, tensorData } from "./helpers.js";
 import { sampleCheckpoint, sampleModel, sampleScheduler, sampleTrainingState } from "./samples.js";
 
@@ -152,6 +152,21 @@ describe("writeTrainingCheckpoint writes Lightning's layout, which loadout's rea
     const found = findSchedulerStates(checkpoint.root);
     expect(found.map((f) => [f.path, f.origin])).toEqual([[["lr_schedulers", 0], "lightning"]]);
     expect(await toSchedulerState(found[0]!.value, found[0]!.path)).toEqual(sampleScheduler());
+  });
+
+  it("writes a MultiStepLR's milestones as the Counter with integer keys torch keeps", async () => {
+    // torch.optim.lr_scheduler.MultiStepLR([2, 4], 0.1).state_dict()["milestones"] is
+    // Counter({2: 1, 4: 1}); the reader gives it back as {"2": 1, "4": 1}.
+    const scheduler = { milestones: { "2": 1, "4": 1 }, gamma: 0.1, last_epoch: 3, _step_count: 4 };
+    const checkpoint = await writeAndOpen({ ...sampleCheckpoint(), scheduler });
+    const state = findSchedulerStates(checkpoint.root)[0]!.value as Map<string, unknown>;
+    const milestones = state.get("milestones") as Map<unknown, unknown>;
+    expect(milestones).toBeInstanceOf(Map);
+    expect([...milestones]).toEqual([
+      [2, 1],
+      [4, 1],
+    ]);
+    expect(await toSchedulerState(state)).toMatchObject({ milestones: { "2": 1, "4": 1 } });
   });
 
   it("writes only what it is given", async () => {

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { WriteError } from "../../../src/errors.js";
 import { readZipArchive } from "../../../src/formats/zip/zip.js";
 import { MemorySource } from "../../../src/io/byte-source.js";
 import { serializationId } from "../../../src/writers/torch/serialization-id.js";
@@ -15,7 +16,6 @@ import {
   paddingLength,
 } from "../../../src/writers/torch/zip-records.js";
 import { createZipWriter } from "../../../src/writers/torch/zip-writer.js";
-import { WriteError } from "../../../src/writers/write-error.js";
 import { findPython, recordingSink } from "./helpers.js";
 
 const fixture = (name: string) =>

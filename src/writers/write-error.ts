@@ -1,1 +1,0 @@
-export { WriteError } from "../errors.js";
