@@ -65,7 +65,7 @@ async function setUpTorch(options) {
       status: `PyTorch: not available (tried ${found.tried.join(", ")}); torch rows are left out`,
     };
   }
-  const client = await startTorch(found.python);
+  const client = await startTorch(found.python, options.torchThreads);
   return {
     client,
     status: `PyTorch ${client.info.torch} (${found.python}, Python ${client.info.python}, ${client.info.threads} threads)`,
@@ -126,7 +126,12 @@ async function main() {
   const record = {
     date: new Date().toISOString(),
     machine: machine(),
-    options: { mode, rounds: options.rounds, only: options.only ?? null },
+    options: {
+      mode,
+      rounds: options.rounds,
+      only: options.only ?? null,
+      torchThreads: options.torchThreads,
+    },
     loadAverage: { start: loadavg(), end: undefined },
     torch: {},
     sections: [],
@@ -201,7 +206,9 @@ async function main() {
     `load average: ${record.loadAverage.start.map((l) => l.toFixed(2)).join(" ")} at start, ${record.loadAverage.end.map((l) => l.toFixed(2)).join(" ")} at end (${record.machine.cpus} CPUs; above that, numbers are noisy)`,
   );
 
-  const out = options.out ?? join(BENCH, mode === "quick" ? "results.quick.json" : "results.json");
+  // Only a full run of every section replaces bench/results.json.
+  const suffix = `${mode === "quick" ? ".quick" : ""}${options.only ? ".partial" : ""}`;
+  const out = options.out ?? join(BENCH, `results${suffix}.json`);
   await mkdir(dirname(out), { recursive: true });
   await writeFile(out, `${JSON.stringify(record, null, 2)}\n`);
   print(`results: ${relative(process.cwd(), out)}`);

@@ -212,7 +212,10 @@ def main():
     parser.add_argument("--serve", action="store_true", help="answer JSON requests on stdin (used by run.js)")
     parser.add_argument("--data", default="bench/data/full", help="folder of generated files (standalone)")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     args = parser.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     if args.serve:
         serve()
     else:

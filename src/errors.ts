@@ -38,12 +38,13 @@ export class LoadoutError extends Error {
   readonly what: string;
 
   constructor(code: string, what: string, details: ErrorDetails = {}) {
-    // A multi-line message (a list of problems) keeps its lines and puts the hint on its own.
-    const multiline = what.includes("\n");
-    const hint = details.hint ? `${multiline ? "\n" : " "}${details.hint}` : "";
-    super(`${what}${describeLocation(details)}${multiline ? "" : "."}${hint}`, {
-      cause: details.cause,
-    });
+    // A multi-line `what` is a headline, then one line per problem: the location ends the
+    // headline, and the hint gets a line of its own after the list.
+    const newline = what.indexOf("\n");
+    const headline = newline < 0 ? what : what.slice(0, newline);
+    const list = newline < 0 ? "" : what.slice(newline);
+    const hint = details.hint ? `${list ? "\n" : " "}${details.hint}` : "";
+    super(`${headline}${describeLocation(details)}.${list}${hint}`, { cause: details.cause });
     this.name = new.target.name;
     this.code = code;
     this.what = what;

@@ -7,7 +7,9 @@ export const USAGE = `usage: node bench/run.js [options]
   --rounds N     interleaved rounds per measurement (default 5; 3 with --quick)
   --no-torch     skip the PyTorch contenders even when a Python with torch is found
   --python PATH  the Python to run bench/torch_bench.py with (default: /tmp/tv/bin/python, then python3)
-  --out FILE     where to write the results (default bench/results.json; bench/results.quick.json with --quick)
+  --torch-threads N  torch's intra-op threads (default 1, like loadout's one JS thread; 0: torch's default)
+  --out FILE     where to write the results (default bench/results.json; results.quick.json
+                 with --quick, results.partial.json with --only)
   --markdown FILE  also write the tables as Markdown (for docs/benchmarks.md)
   --help         this text`;
 
@@ -19,6 +21,7 @@ export function parseOptions(argv) {
     rounds: undefined,
     torch: true,
     python: undefined,
+    torchThreads: 1,
     out: undefined,
     markdown: undefined,
     help: false,
@@ -57,6 +60,15 @@ export function parseOptions(argv) {
       case "--python":
         options.python = value();
         break;
+      case "--torch-threads": {
+        const text = value();
+        const threads = Number(text);
+        if (!Number.isInteger(threads) || threads < 0 || threads > 256) {
+          throw new Error(`--torch-threads ${text}: give a whole number from 0 to 256`);
+        }
+        options.torchThreads = threads;
+        break;
+      }
       case "--out":
         options.out = value();
         break;

@@ -27,9 +27,14 @@ export function findTorchPython(preferred) {
   return { python: undefined, tried };
 }
 
-/** Starts the served script; returns { info, request(op), close() }. */
-export async function startTorch(python) {
-  const child = spawn(python, ["-u", SCRIPT, "--serve"], { stdio: ["pipe", "pipe", "pipe"] });
+/**
+ * Starts the served script with `threads` intra-op threads (0: torch's default); returns
+ * { info, request(op), close() }.
+ */
+export async function startTorch(python, threads) {
+  const child = spawn(python, ["-u", SCRIPT, "--serve", "--threads", String(threads)], {
+    stdio: ["pipe", "pipe", "pipe"],
+  });
   let stderr = "";
   child.stderr.setEncoding("utf8");
   child.stderr.on("data", (text) => {

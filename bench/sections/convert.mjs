@@ -103,6 +103,7 @@ export async function run(context) {
       ratio: pairedRatio(cpSynced, times),
       extra: s.extra,
       spread: s.spread,
+      times: s.times,
       note: `${formatPercent(pairedRatio(cpTimes, times))} of plain cp; ${formatTime(median(series.map((x) => x.wallMs)))} with node start-up`,
     };
   };
@@ -113,12 +114,14 @@ export async function run(context) {
       contender: "cp (no fsync)",
       ms: median(cpTimes),
       bytes,
+      times: cpTimes,
       note: "data may still be in the page cache only",
     },
     {
       contender: "cp + sync <file> (ceiling)",
       ms: median(cpSynced),
       bytes,
+      times: cpSynced,
       note: "same durability as the atomic writer",
     },
     toSafetensors,
@@ -150,7 +153,7 @@ export async function run(context) {
     notes: [
       `Conversions call ${samples.get("to-torch")[0].via}, as \`loadout convert\` does.`,
       "Conversion time is measured inside the child, from opening the source to the output renamed into place (fsync included); the note adds node's start-up.",
-      "Extra memory: the child's peak RSS (process.resourceUsage().maxRSS) minus its RSS before converting.",
+      "Extra memory: the child's peak RSS (its kernel VmHWM, reset before converting) minus its RSS before converting.",
       "Each output is opened and spot-checked, then deleted.",
     ],
   };

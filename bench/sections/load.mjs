@@ -111,6 +111,7 @@ export async function run(context) {
       ratio: id === "plain" ? undefined : pairedRatio(times("plain"), times(id)),
       extra: s.extra,
       spread: s.spread,
+      times: s.times,
       note,
     };
   };

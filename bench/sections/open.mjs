@@ -67,6 +67,7 @@ export async function run(context) {
       ms: s.ms,
       extra: s.extra,
       spread: s.spread,
+      times: s.times,
       note: `read ${formatBytes(bytesRead)} at open = ${formatPercent(bytesRead / dataset.size)} of the file`,
       bytesRead,
       fileSize: dataset.size,
@@ -92,6 +93,7 @@ export async function run(context) {
       ms: s.ms,
       extra: s.extra,
       spread: s.spread,
+      times: s.times,
       note: `${ratio.toFixed(2)}× loadout's time${t.mmap ? "" : " (torch.load reads the data too)"}`,
     });
   }

@@ -132,6 +132,7 @@ export async function run(context) {
       ratio: ceilingId ? pairedRatio(times(ceilingId), times(id)) : undefined,
       extra: s.extra,
       spread: s.spread,
+      times: s.times,
       note,
     };
   };

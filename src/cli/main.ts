@@ -236,6 +236,9 @@ function warn(line: string): void {
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   const debug = argv.includes("--debug");
+  // Commands set process.exitCode for "ran fine, but the answer is no" (a plan with violations,
+  // a diff): start clean so an earlier call in the same process does not leak into this one.
+  process.exitCode = undefined;
   try {
     await program.parseAsync(argv, { from: "user" });
     return process.exitCode === undefined ? 0 : Number(process.exitCode);

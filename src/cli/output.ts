@@ -74,8 +74,6 @@ const PROGRESS_MIN_BYTES = 64 << 20;
  */
 export interface TensorStreams {
   stream(tensor: TensorLike, dtype: DType): ChunkedTensorLike;
-  /** Output bytes of every stream made so far. */
-  readonly totalBytes: number;
   /** Removes the progress bar, if one was shown. */
   stop(): void;
 }
@@ -111,9 +109,6 @@ export function tensorStreams(label: string): TensorStreams {
         totalBytes += byteLengthOf(dtype, numelOf(tensor.shape)) ?? 0;
       }
       return stream;
-    },
-    get totalBytes() {
-      return totalBytes;
     },
     stop() {
       bar?.stop();
@@ -222,7 +217,7 @@ export async function writeSafetensorsOutput(
       // huggingface_hub keeps only `format: pt` in the shards and the rest in the index.
       metadata: options.metadata,
     });
-    // Shards report their sizes; the index is counted from the disk.
+    // From the disk: the writer does not report the index's size.
     for (const { staging } of staged) bytes += (await stat(staging)).size;
   } catch (error) {
     await Promise.all(staged.map(({ staging }) => unlink(staging).catch(() => {})));

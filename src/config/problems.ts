@@ -29,9 +29,9 @@ export function configProblemsError(
     const [only] = problems;
     return new ConfigError(code, formatProblem(only!), { file });
   }
-  // The summary comes last so that the file name the base class appends ends it.
+  // The summary is the headline (the file name follows it), then one problem per line.
   const lines = problems.map(formatProblem).join("\n");
-  return new ConfigError(code, `${lines}\n${problems.length} problems in the configuration`, {
+  return new ConfigError(code, `${problems.length} problems in the configuration\n${lines}`, {
     file,
   });
 }

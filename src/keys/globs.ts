@@ -2,10 +2,12 @@ import picomatch from "picomatch/posix.js";
 import { ConfigError } from "../errors.js";
 
 /**
- * Patterns over dotted state-dict keys (`encoder.layers.0.attn.weight`).
+ * Patterns over state-dict keys: dotted PyTorch names (`encoder.layers.0.attn.weight`) and
+ * TensorFlow.js weight names (`encoder/dense/kernel`).
  *
- * - A pattern without glob characters is a dotted prefix: `decoder` matches `decoder` and
- *   `decoder.x.weight`, never `decoder2.weight`. A trailing dot (`decoder.`) means the same.
+ * - A pattern without glob characters is a prefix ending at a separator: `decoder` matches
+ *   `decoder`, `decoder.x.weight` and `decoder/kernel`, never `decoder2.weight`. A trailing dot
+ *   (`decoder.`) means the same.
  * - Any other pattern is a picomatch glob over the whole key in which `*` crosses dots (a key
  *   is one "path segment"): `*.bias`, `encoder.layers.*.attn.*`, `head.{weight,bias}`.
  * - Negation (`!x`) is refused: the callers that take patterns have a separate exclude list.
@@ -64,12 +66,16 @@ function compileGlobs(globs: readonly string[]): KeyPredicate | undefined {
   }
 }
 
-/** Whether `key` or one of its dotted prefixes (`a`, `a.b`, ... for `a.b.c`) is in `prefixes`. */
+/**
+ * Whether `key` or one of its prefixes ending before a separator (`a`, `a.b`, ... for `a.b.c`)
+ * is in `prefixes`. Both `.` (PyTorch names) and `/` (TensorFlow.js weight names) separate.
+ */
 function hasDottedPrefixIn(key: string, prefixes: ReadonlySet<string>): boolean {
   if (prefixes.size === 0) return false;
   if (prefixes.has(key)) return true;
-  for (let dot = key.indexOf("."); dot !== -1; dot = key.indexOf(".", dot + 1)) {
-    if (prefixes.has(key.slice(0, dot))) return true;
+  for (let i = 0; i < key.length; i++) {
+    const c = key.charCodeAt(i);
+    if ((c === 0x2e || c === 0x2f) && prefixes.has(key.slice(0, i))) return true;
   }
   return false;
 }

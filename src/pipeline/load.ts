@@ -52,10 +52,17 @@ function contextFor(request: LoadRequest): CheckpointContext {
   };
 }
 
-/** What loading would do, per parameter and for optimizer, scheduler and training state. Changes nothing. */
+/**
+ * What loading would do, per parameter and for optimizer, scheduler and training state. Runs the
+ * `before` stages (which must not change targets), then plans; changes nothing.
+ */
 export async function planLoad(request: LoadRequest): Promise<LoadPlan> {
-  const context = await readMetadataStage.process(contextFor(request));
-  return createStrategy(request.config).plan(context);
+  let context = contextFor(request);
+  // The stages before the strategy prepare what it plans from (metadata, a layout mapping).
+  for (const stage of [readMetadataStage, ...(request.before ?? [])]) {
+    context = await stage.process(context);
+  }
+  return createStrategy(context.config).plan(context);
 }
 
 /**

@@ -23,6 +23,11 @@ export interface OptimizerMappingOptions {
   toTarget: (sourceKey: string) => string | undefined;
   /** The target model's parameters and buffers. */
   targetParams: readonly ParameterInfo[];
+  /**
+   * The shape a target parameter's optimizer state has in the checkpoint, when it differs from
+   * the target's own (a layout-mapping stage transposed the weights; the moments follow later).
+   */
+  checkpointShapeOf?: (target: string) => readonly number[] | undefined;
   /** loadout's record `param_order` (FoundOptimizerState.paramOrder), when the file has one. */
   loadoutParamOrder?: readonly string[];
 }
@@ -85,7 +90,7 @@ export function mapOptimizerToNames(
   } else {
     result = { mapping: "parameter_order", byIndex: byOrder(positions, options, path) };
   }
-  checkShapes(parsed, result.byIndex, options.targetParams, path);
+  checkShapes(parsed, result.byIndex, options, path);
   return result;
 }
 
@@ -197,19 +202,20 @@ function byOrder(
 function checkShapes(
   parsed: ParsedOptimizerState,
   byIndex: ReadonlyMap<number, string>,
-  targetParams: readonly ParameterInfo[],
+  options: OptimizerMappingOptions,
   path: string,
 ): void {
-  const infos = new Map(targetParams.map((info) => [info.name, info]));
+  const infos = new Map(options.targetParams.map((info) => [info.name, info]));
   const problems: string[] = [];
   for (const [index, entry] of parsed.state) {
     const name = byIndex.get(index);
     const info = name === undefined ? undefined : infos.get(name);
     if (!info) continue;
+    const expected = options.checkpointShapeOf?.(info.name) ?? info.shape;
     for (const [slot, tensor] of entry.tensors) {
-      if (!sameShape(tensor.shape, info.shape)) {
+      if (!sameShape(tensor.shape, expected)) {
         problems.push(
-          `state ${index} ${slot} has shape ${formatShape(tensor.shape)} but '${info.name}' has ${formatShape(info.shape)}`,
+          `state ${index} ${slot} has shape ${formatShape(tensor.shape)} but '${info.name}' has ${formatShape(expected)} in the checkpoint`,
         );
       }
     }

@@ -43,8 +43,9 @@ export function assertApplicable(plan: LoadPlan): void {
   const lines = plan.violations.map((v) => `  - ${v}`).join("\n");
   throw new LoadError(
     "PLAN_VIOLATIONS",
-    `${plan.strategy} cannot load ${plan.source.file}: ${plan.violations.length} problem(s):\n${lines}`,
+    `${plan.strategy} cannot load this checkpoint (${plan.violations.length} ${plan.violations.length === 1 ? "problem" : "problems"})\n${lines}`,
     {
+      file: plan.source.file,
       hint: "Nothing was changed. Run `loadout plan` to see every parameter's action, or choose a less strict strategy (transfer_learning).",
     },
   );

@@ -110,18 +110,21 @@ export async function buildPlan(input: PlanInput, policy: StrategyPolicy): Promi
     return entry;
   });
 
+  const unused = source.unused ?? new Map<string, string>();
+  const expected = (key: string) => !included(key) || unused.has(key);
   const unexpected: UnexpectedKey[] = match.unexpected.map((key) => {
     const t = source.tensors.get(key)!;
-    const filtered = !included(key);
     return {
       source: key,
       shape: [...t.shape],
       dtype: t.dtype,
-      reason: filtered ? "excluded by include/exclude" : "no parameter of the model matches it",
+      reason:
+        unused.get(key) ??
+        (included(key) ? "no parameter of the model matches it" : "excluded by include/exclude"),
     };
   });
   if (config.strict) {
-    const stray = unexpected.filter((u) => u.reason !== "excluded by include/exclude");
+    const stray = unexpected.filter((u) => !expected(u.source));
     if (stray.length > 0) {
       violations.push(
         `strict: ${stray.length} checkpoint key(s) match no model parameter: ${listSome(stray.map((u) => u.source))} (leave them out with checkpoint.loading.exclude, or set strict: false)`,

@@ -9,6 +9,7 @@ import {
 import { findSchedulerStates, toSchedulerState } from "../state/torch-scheduler.js";
 import { freshTrainingState } from "../state/training-state.js";
 import type { SchedulerState } from "../targets/types.js";
+import { sameShape } from "../tensors/shape.js";
 import type { PlanInput, StrategyPolicy } from "./build-plan.js";
 import type { LoadPlan, OptimizerPlan, SchedulerPlan, TrainingStatePlan } from "./plan.js";
 import type { SourceStateDict, SourceTensor } from "./source-tensor.js";
@@ -82,6 +83,7 @@ export async function planOptimizer(
     );
   }
   const { path, value, paramOrder } = found[0]!;
+  const params = [...input.targets.model.parameters()];
   let parsed: ParsedOptimizer;
   let mapped: ReturnType<typeof mapOptimizerToNames>;
   try {
@@ -89,7 +91,15 @@ export async function planOptimizer(
     mapped = mapOptimizerToNames(parsed, {
       sourceParamOrder: context.source.checkpointKeys,
       toTarget: context.toTarget,
-      targetParams: [...input.targets.model.parameters()],
+      targetParams: params,
+      // Moments have the checkpoint tensor's layout; they fit only where the value itself fits.
+      checkpointShapeOf: (target) => {
+        const value = context.sourceForTarget(target);
+        const param = params.find((p) => p.name === target);
+        return value && param && sameShape(value.shape, param.shape)
+          ? value.checkpointShape
+          : undefined;
+      },
       ...(paramOrder ? { loadoutParamOrder: paramOrder } : {}),
     });
   } catch (error) {

@@ -13,6 +13,8 @@ export interface SourceTensor {
   readonly dtype: DType;
   /** Bytes read from the checkpoint to produce it. */
   readonly byteLength: number;
+  /** Shape of the checkpoint tensor it is made from (its optimizer moments have this shape). */
+  readonly checkpointShape?: readonly number[];
   /** What was done to the checkpoint tensor(s), for the plan ("transpose [out, in] → [in, out]"); null when nothing. */
   readonly transform: string | null;
   readInto(destination: TypedArray, options?: ReadOptions): Promise<void>;
@@ -34,6 +36,12 @@ export interface SourceStateDict {
   tensors: Map<string, SourceTensor>;
   /** The checkpoint's own keys in order (parameter order for optimizer mapping). */
   checkpointKeys: string[];
+  /**
+   * Checkpoint keys a mapping stage knows have no counterpart in the target, with why
+   * (`num_batches_tracked` in TensorFlow.js). Listed as unexpected with that reason; never a
+   * strict violation.
+   */
+  unused?: ReadonlyMap<string, string>;
 }
 
 /** A checkpoint tensor as a SourceTensor, unchanged. */
@@ -41,6 +49,7 @@ export function plainSource(key: string, tensor: Tensor): SourceTensor {
   return {
     sources: [key],
     shape: tensor.shape,
+    checkpointShape: tensor.shape,
     dtype: tensor.dtype,
     byteLength: tensor.byteLength,
     transform: null,

@@ -1,17 +1,14 @@
-import { type CheckpointContext, emptyReport, type PipelineStage } from "../pipeline/context.js";
-import { type LoadRequest, readMetadataStage, runLoad } from "../pipeline/load.js";
-import { freshTrainingState, type TrainingState } from "../state/training-state.js";
+import type { PipelineStage } from "../pipeline/context.js";
+import { type LoadRequest, planLoad, runLoad } from "../pipeline/load.js";
 import type { LoadPlan } from "../strategies/plan.js";
-import { createStrategy } from "../strategies/registry.js";
 import type { Targets } from "../targets/types.js";
 import type { TfjsModelTarget } from "./model-target.js";
 import { type PytorchToTfjsOptions, pytorchToTfjsStage } from "./pytorch-mapping.js";
-import type { MappedSourceTensor } from "./source-values.js";
 
 /**
  * Loading into a tfjs model with loadout's strategies: the core pipeline, with the PyTorch →
- * tfjs mapping stage before the strategy when the checkpoint has PyTorch names, and the plan
- * completed with what the mapping knows (why a key is unused) and the optimizer's notes.
+ * tfjs mapping stage before the strategy when the checkpoint has PyTorch names, and the
+ * optimizer's notes (hyperparameters changed or dropped) added to the report.
  */
 
 export interface TfjsTargets extends Targets {
@@ -33,16 +30,6 @@ function mappingStages(request: TfjsLoadRequest): PipelineStage[] {
   return [pytorchToTfjsStage(request.targets.model.model, options)];
 }
 
-/** Gives unexpected keys the mapping marked unused their reason (in place: the plan stays applicable). */
-function explainUnused(plan: LoadPlan, context: CheckpointContext): void {
-  const tensors = context.sourceStateDict?.tensors;
-  if (!tensors) return;
-  for (const entry of plan.unexpected) {
-    const reason = (tensors.get(entry.source) as MappedSourceTensor | undefined)?.unused;
-    if (reason !== undefined) entry.reason = reason;
-  }
-}
-
 /** The optimizer target's notes (hyperparameters changed or dropped) as report warnings. */
 function optimizerNotes(targets: Targets): string[] {
   const notes = (targets.optimizer as { notes?: readonly string[] } | undefined)?.notes ?? [];
@@ -50,43 +37,29 @@ function optimizerNotes(targets: Targets): string[] {
 }
 
 /** What loading would do, per tfjs weight and for optimizer, scheduler and training state. Changes nothing. */
-export async function planTfjsLoad(request: TfjsLoadRequest): Promise<LoadPlan> {
-  let context: CheckpointContext = {
-    checkpoint: request.checkpoint,
-    targets: request.targets,
-    trainingState: request.trainingState ?? freshTrainingState(),
-    config: request.config,
-    metadata: {},
-    report: emptyReport(),
-  };
-  for (const stage of [readMetadataStage, ...mappingStages(request), ...(request.before ?? [])]) {
-    context = await stage.process(context);
-  }
-  const plan = await createStrategy(context.config).plan(context);
-  explainUnused(plan, context);
-  return plan;
+export function planTfjsLoad(request: TfjsLoadRequest): Promise<LoadPlan> {
+  return planLoad({ ...request, before: [...mappingStages(request), ...(request.before ?? [])] });
 }
 
+/** The optimizer target's notes (hyperparameters changed or dropped) as report warnings. */
+const optimizerNotesStage: PipelineStage = {
+  name: "tfjs_report",
+  async process(context) {
+    return {
+      ...context,
+      report: {
+        ...context.report,
+        warnings: [...context.report.warnings, ...optimizerNotes(context.targets)],
+      },
+    };
+  },
+};
+
 /** Loads the checkpoint into the tfjs targets: all-or-nothing in transactional mode. */
-export async function runTfjsLoad(
-  request: TfjsLoadRequest,
-): Promise<Awaited<ReturnType<typeof runLoad>> & { trainingState: TrainingState }> {
-  const complete: PipelineStage = {
-    name: "tfjs_report",
-    async process(context) {
-      if (context.report.plan) explainUnused(context.report.plan, context);
-      return {
-        ...context,
-        report: {
-          ...context.report,
-          warnings: [...context.report.warnings, ...optimizerNotes(context.targets)],
-        },
-      };
-    },
-  };
+export function runTfjsLoad(request: TfjsLoadRequest): ReturnType<typeof runLoad> {
   return runLoad({
     ...request,
     before: [...mappingStages(request), ...(request.before ?? [])],
-    after: [complete, ...(request.after ?? [])],
+    after: [optimizerNotesStage, ...(request.after ?? [])],
   });
 }

@@ -276,9 +276,9 @@ function lstmBias(
 /**
  * A pipeline stage, run before the strategy, that hands the planner the checkpoint's state dict
  * in tfjs names and layouts (`context.sourceStateDict`). Keys with no tfjs counterpart
- * (`num_batches_tracked`) are added to the config's `exclude` so strict strategies accept them,
- * and planTfjsLoad / runTfjsLoad list them as unexpected with the reason; layer settings that
- * make tfjs compute differently from PyTorch become report warnings.
+ * (`num_batches_tracked`) are marked unused, so the plan lists them as unexpected with the reason
+ * and strict strategies accept them; layer settings that make tfjs compute differently from
+ * PyTorch become report warnings.
  */
 export function pytorchToTfjsStage(
   model: LayersModel,
@@ -299,14 +299,11 @@ export function pytorchToTfjsStage(
         path: [...found.path],
         tensors: mapped.tensors,
         checkpointKeys: [...found.tensors.keys()],
+        unused: mapped.unused,
       };
       return {
         ...context,
         sourceStateDict,
-        config: {
-          ...context.config,
-          exclude: [...context.config.exclude, ...mapped.unused.keys()],
-        },
         report: {
           ...context.report,
           warnings: [...context.report.warnings, ...mapped.warnings],

@@ -63,6 +63,7 @@ export function layoutSource(
   const value: MappedSourceTensor = {
     sources: [key],
     shape,
+    checkpointShape: tensor.shape,
     dtype: tensor.dtype,
     byteLength: tensor.byteLength,
     transform: options.label !== undefined ? options.label : (layout?.label ?? null),

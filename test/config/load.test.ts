@@ -104,7 +104,7 @@ trainer: {max_epochs: 3}
       "checkpoint.loading.type: 'warm_strat' is not a strategy (did you mean 'warm_start'?",
     );
     expect(error.message).toContain("unknown key 'skip_mismatch' (did you mean 'skip_mismatched'?");
-    expect(error.message.endsWith("2 problems in the configuration [configs/run.yaml].")).toBe(
+    expect(error.message.startsWith("2 problems in the configuration [configs/run.yaml].\n")).toBe(
       true,
     );
   });

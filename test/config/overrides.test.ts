@@ -202,9 +202,9 @@ describe("malformed overrides", () => {
     ]);
     const lines = error.message.split("\n");
     expect(lines).toHaveLength(3);
-    expect(lines[0]).toMatch(/^override 'model.widht=1': /);
-    expect(lines[1]).toMatch(/^override '~nope': /);
-    expect(lines[2]).toBe("2 problems in the configuration.");
+    expect(lines[0]).toBe("2 problems in the configuration.");
+    expect(lines[1]).toMatch(/^override 'model.widht=1': /);
+    expect(lines[2]).toMatch(/^override '~nope': /);
   });
 
   it("parseOverride reports what it read", () => {

@@ -246,13 +246,13 @@ describe("option values", () => {
     );
     const lines = error.message.split("\n");
     expect(lines).toHaveLength(5);
-    expect(lines[0]).toContain("checkpoint.loading.type: 'warm_strat'");
+    expect(lines[0]).toBe("4 problems in the configuration [run.yaml].");
+    expect(lines[1]).toContain("checkpoint.loading.type: 'warm_strat'");
     expect(
       lines.some((l) => l.startsWith("checkpoint.loading.strict: expected true or false")),
     ).toBe(true);
     expect(lines.some((l) => l.startsWith("checkpoint.loading.mode: 'fast'"))).toBe(true);
     expect(lines.some((l) => l.includes("unknown key 'skip_mismatch'"))).toBe(true);
-    expect(lines[4]).toBe("4 problems in the configuration [run.yaml].");
     expect(error.file).toBe("run.yaml");
   });
 });

@@ -17,6 +17,17 @@ const keys = [
 
 const matching = (patterns: string[]) => keys.filter(compileKeyPatterns(patterns));
 
+describe("prefixes on TensorFlow.js names", () => {
+  it("end at a '/' as well as a '.'", () => {
+    const matches = compileKeyPatterns(["head", "backbone/fc"]);
+    expect(matches("head/kernel")).toBe(true);
+    expect(matches("head/bias")).toBe(true);
+    expect(matches("backbone/fc/kernel")).toBe(true);
+    expect(matches("header/kernel")).toBe(false);
+    expect(matches("backbone/fc2/kernel")).toBe(false);
+  });
+});
+
 describe("compileKeyPatterns", () => {
   it("treats a pattern without glob characters as a dotted prefix", () => {
     expect(matching(["decoder"])).toEqual(["decoder", "decoder.x.weight"]);

@@ -114,7 +114,7 @@ describe("transfer_learning", () => {
         load(checkpoint, targets, loading("transfer_learning", option)),
       );
       expect(error).toBeInstanceOf(LoadError);
-      expect(error.message).toContain("2 problem(s)");
+      expect(error.message).toContain("(2 problems)");
       expect(error.message).toContain(
         "shape mismatch for 'dec.weight': checkpoint [2, 3] vs model [4, 3]",
       );

@@ -136,7 +136,7 @@ describe("warm_start", () => {
 
     const error = await rejection(load(checkpoint, targets, loading("warm_start")));
     expect(error).toBeInstanceOf(LoadError);
-    expect(error.message).toContain("3 problem(s)");
+    expect(error.message).toContain("(3 problems)");
     expect(error.message).toContain("'dec.weight' has [4, 3]");
     expectUnchanged(targets, before);
   });

@@ -99,7 +99,7 @@ describe("weights_only", () => {
     const error = await rejection(load(checkpoint, targets, loading("weights_only")));
     expect(error).toBeInstanceOf(LoadError);
     expect(error.code).toBe("PLAN_VIOLATIONS");
-    expect(error.message).toContain("1 problem(s)");
+    expect(error.message).toContain("(1 problem)");
     expect(error.message).toContain("'dec.bias' is not in the checkpoint");
     expect(error.message).toContain("Nothing was changed");
     expectUnchanged(targets, before);
@@ -154,7 +154,7 @@ describe("weights_only", () => {
     ]);
     const error = await rejection(load(checkpoint, targets, loading("weights_only")));
     expect(error).toBeInstanceOf(LoadError);
-    expect(error.message).toContain("2 problem(s)");
+    expect(error.message).toContain("(2 problems)");
     expect(error.message).toContain("checkpoint [2, 3] vs model [4, 3]");
     expectUnchanged(targets, before);
   });
@@ -170,7 +170,7 @@ describe("weights_only", () => {
     const before = snapshotOf(targets);
     const error = await rejection(load(checkpoint, targets, loading("weights_only")));
     expect(error.code).toBe("PLAN_VIOLATIONS");
-    expect(error.message).toContain("3 problem(s)");
+    expect(error.message).toContain("(3 problems)");
     expect(error.message).toContain("shape mismatch for 'enc.bias': checkpoint [5] vs model [3]");
     expect(error.message).toContain("'dec.bias' is not in the checkpoint");
     expect(error.message).toContain("'aux.weight'");

@@ -159,14 +159,17 @@ describe("writeTrainingCheckpoint writes Lightning's layout, which loadout's rea
     // Counter({2: 1, 4: 1}); the reader gives it back as {"2": 1, "4": 1}.
     const scheduler = { milestones: { "2": 1, "4": 1 }, gamma: 0.1, last_epoch: 3, _step_count: 4 };
     const checkpoint = await writeAndOpen({ ...sampleCheckpoint(), scheduler });
-    const state = findSchedulerStates(checkpoint.root)[0]!.value as Map<string, unknown>;
-    const milestones = state.get("milestones") as Map<unknown, unknown>;
+    const found = findSchedulerStates(checkpoint.root)[0]!;
+    const milestones = (found.value as Map<string, unknown>).get("milestones") as Map<
+      unknown,
+      unknown
+    >;
     expect(milestones).toBeInstanceOf(Map);
     expect([...milestones]).toEqual([
       [2, 1],
       [4, 1],
     ]);
-    expect(await toSchedulerState(state)).toMatchObject({ milestones: { "2": 1, "4": 1 } });
+    expect(await toSchedulerState(found.value)).toMatchObject({ milestones: { "2": 1, "4": 1 } });
   });
 
   it("writes only what it is given", async () => {
