@@ -73,6 +73,8 @@ function printPlan(plan) {
 }
 
 // The cpu backend: tfjs's wasm backend cannot train convolutions (no Conv2DBackpropFilter).
+// PROD silences tfjs's "install tfjs-node" banner (tfjs-node needs a network download).
+tf.env().set("PROD", true);
 await tf.setBackend("cpu");
 const model = buildModel();
 const optimizer = tf.train.adam(0.05);
