@@ -68,7 +68,7 @@ async function setUpTorch(options) {
   const client = await startTorch(found.python, options.torchThreads);
   return {
     client,
-    status: `PyTorch ${client.info.torch} (${found.python}, Python ${client.info.python}, ${client.info.threads} threads)`,
+    status: `PyTorch ${client.info.torch} (${found.python}, Python ${client.info.python}, ${client.info.threads} intra-op thread${client.info.threads === 1 ? "" : "s"})`,
   };
 }
 

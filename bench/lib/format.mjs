@@ -32,8 +32,9 @@ export function formatRate(bytesPerSecond) {
 export function formatPercent(ratio) {
   if (ratio === undefined || ratio === null || !Number.isFinite(ratio)) return "—";
   const percent = ratio * 100;
-  const digits = percent !== 0 && Math.abs(percent) < 1 ? 2 : Math.abs(percent) < 10 ? 1 : 0;
-  return `${percent.toFixed(digits)} %`;
+  const size = Math.abs(percent);
+  if (size !== 0 && size < 0.1) return `${percent.toPrecision(2)} %`;
+  return `${percent.toFixed(size < 1 ? 2 : size < 10 ? 1 : 0)} %`;
 }
 
 /** Drops the columns that are empty ("—" or "") in every row. */
@@ -59,12 +60,19 @@ export function renderTable(headers, rows) {
   return [line(cells[0]), rule, ...cells.slice(1).map(line)].join("\n");
 }
 
-/** The same table as Markdown, for docs/benchmarks.md. */
+/** The same table as Markdown, for docs/benchmarks.md, padded as Markdown formatters pad it. */
 export function renderMarkdownTable(headers, rows) {
-  const escapeCell = (cell) => String(cell ?? "").replaceAll("|", "\\|");
+  const escapeCell = (cell) =>
+    String(cell ?? "")
+      .replaceAll("|", "\\|")
+      // `<file>` would be read as an HTML tag; `< 64 MiB` is fine as it is.
+      .replace(/<(?=[A-Za-z/!?])/g, "&lt;");
+  const cells = [headers, ...rows].map((row) => row.map(escapeCell));
+  const widths = headers.map((_, c) => Math.max(3, ...cells.map((row) => row[c].length)));
+  const line = (row) => `| ${row.map((cell, c) => cell.padEnd(widths[c])).join(" | ")} |`;
   return [
-    `| ${headers.map(escapeCell).join(" | ")} |`,
-    `| ${headers.map(() => "---").join(" | ")} |`,
-    ...rows.map((row) => `| ${row.map(escapeCell).join(" | ")} |`),
+    line(cells[0]),
+    `| ${widths.map((w) => "-".repeat(w)).join(" | ")} |`,
+    ...cells.slice(1).map(line),
   ].join("\n");
 }

@@ -1,8 +1,11 @@
 import { FormatError, LimitExceededError } from "../errors.js";
 import type { ByteSource } from "../io/byte-source.js";
 
-/** JSON records frameworks append inside a torch zip: anemoi's, and ai-models' before it. */
-const METADATA_RECORDS = ["anemoi-metadata/anemoi.json", "ai-models.json"];
+/**
+ * JSON records frameworks append inside a torch zip, by file name: anemoi's `anemoi.json` and
+ * the older `ai-models.json` (anemoi-utils finds them by base name, wherever they sit).
+ */
+const METADATA_NAMES = ["anemoi.json", "ai-models.json"];
 
 /** Metadata JSON larger than this is refused rather than parsed. */
 const MAX_METADATA_BYTES = 64 << 20;
@@ -18,9 +21,8 @@ export async function readJsonMetadata(
   records: ReadonlyMap<string, ByteSource>,
 ): Promise<JsonRecord[]> {
   const found: JsonRecord[] = [];
-  for (const name of METADATA_RECORDS) {
-    const source = records.get(name);
-    if (!source) continue;
+  for (const [name, source] of records) {
+    if (!METADATA_NAMES.includes(name.slice(name.lastIndexOf("/") + 1))) continue;
     if (source.size > MAX_METADATA_BYTES) {
       throw new LimitExceededError("maxMetadataBytes", `metadata record of ${source.size} bytes`, {
         file: source.name,

@@ -24,7 +24,7 @@ export async function scalarOf(value: PyValue | undefined): Promise<number | und
 }
 
 /**
- * `epoch`, `global_step` and a ModelCheckpoint callback's `best_model_score` from a
+ * `epoch`, `global_step` and a ModelCheckpoint callback's (or subclass's) `best_model_score` from a
  * Lightning-shaped checkpoint (or any dict with those keys). Reads at most one scalar tensor.
  */
 export async function readTrainingCounters(root: PyValue): Promise<TrainingCounters> {
@@ -37,8 +37,8 @@ export async function readTrainingCounters(root: PyValue): Promise<TrainingCount
   const callbacks = root.get("callbacks");
   if (isDict(callbacks)) {
     for (const [name, state] of callbacks) {
-      if (typeof name !== "string" || !name.startsWith("ModelCheckpoint") || !isDict(state))
-        continue;
+      // ModelCheckpoint, or a subclass keyed by its own name (anemoi's `AnemoiCheckpoint{...}`).
+      if (typeof name !== "string" || !/^\w*Checkpoint\b/.test(name) || !isDict(state)) continue;
       const best = await scalarOf(state.get("best_model_score"));
       if (best === undefined) continue;
       counters.bestMetric = best;

@@ -106,8 +106,6 @@ async function lightningCounters(
   const globalStep = checkCount(counters.globalStep, "global_step");
   const notes: string[] = [];
   if (epoch === undefined && globalStep === undefined) return { counters, notes };
-  if (counters.bestMetric === undefined)
-    Object.assign(counters, await checkpointCallbackBest(root));
   notes.push("epoch and global_step from Lightning's counters");
   if (epoch === undefined) notes.push("the checkpoint has no epoch: 0");
   if (globalStep === undefined) notes.push("the checkpoint has no global_step: 0");
@@ -117,25 +115,6 @@ async function lightningCounters(
     );
   }
   return { counters, counts: { epoch: epoch ?? 0, globalStep: globalStep ?? 0 }, notes };
-}
-
-/**
- * The best score of a ModelCheckpoint subclass readTrainingCounters does not look at (its state
- * key starts with the subclass name, e.g. anemoi's `AnemoiCheckpoint{...}`).
- */
-async function checkpointCallbackBest(
-  root: PyValue,
-): Promise<Pick<TrainingCounters, "bestMetric" | "monitor">> {
-  const callbacks = isDict(root) ? root.get("callbacks") : undefined;
-  if (!isDict(callbacks)) return {};
-  for (const [name, state] of callbacks) {
-    if (typeof name !== "string" || !/^\w*Checkpoint\b/.test(name) || !isDict(state)) continue;
-    const best = await scalarOf(state.get("best_model_score"));
-    if (best === undefined) continue;
-    const monitor = state.get("monitor");
-    return typeof monitor === "string" ? { bestMetric: best, monitor } : { bestMetric: best };
-  }
-  return {};
 }
 
 /** `training.epoch` / `training.global_step` of the first metadata record that has them. */
