@@ -1,3 +1,4 @@
+import { LoadError } from "../errors.js";
 import type { PyValue } from "../formats/pickle/values.js";
 import type { CheckpointFormat, OpenedFormat } from "../formats/types.js";
 import type { ByteSource } from "../io/byte-source.js";
@@ -50,6 +51,16 @@ export class Checkpoint {
   /** The model's state dict (see findModelStateDict). */
   stateDict(): StateDict | undefined {
     return findModelStateDict(this.root);
+  }
+
+  /** The model's state dict, or a LoadError saying where loadout looked. */
+  requireStateDict(): StateDict {
+    const found = this.stateDict();
+    if (found) return found;
+    throw new LoadError("NO_STATE_DICT", "no model state dict found in the checkpoint", {
+      file: this.name,
+      hint: "loadout looks for 'state_dict' (Lightning), 'model_state_dict', 'model', a pickled nn.Module, or a top-level dict of tensors. Run `loadout inspect` to see what the file holds.",
+    });
   }
 
   trainingCounters(): Promise<TrainingCounters> {

@@ -1,7 +1,7 @@
 import type { Checkpoint } from "../checkpoint/checkpoint.js";
 import type { StateDict } from "../checkpoint/state-dict.js";
 import { formatPath, getPath, type PathSegment, type TreePath } from "../checkpoint/tree.js";
-import { ConfigError, LoadError } from "../errors.js";
+import { ConfigError } from "../errors.js";
 import { isDict, isTuple, type PyValue } from "../formats/pickle/values.js";
 import { compileKeyPatterns, patternsMatchingNothing } from "../keys/globs.js";
 import { openCheckpointFile } from "../node.js";
@@ -51,16 +51,6 @@ export interface KeySelection {
 
 /** Paths of dropped values named in the warning at most. */
 const DROPPED_SHOWN = 20;
-
-/** The model state dict, or a LoadError saying where loadout looked. */
-export function requireStateDict(checkpoint: Checkpoint): StateDict {
-  const found = checkpoint.stateDict();
-  if (found) return found;
-  throw new LoadError("NO_STATE_DICT", "no model state dict found in the checkpoint", {
-    file: checkpoint.name,
-    hint: "loadout looks for 'state_dict' (Lightning), 'model_state_dict', 'model', a pickled nn.Module, or a top-level dict of tensors. Run `loadout inspect` to see what the file holds.",
-  });
-}
 
 /**
  * Which keys to keep and what to call them: --include then --exclude on the keys as the file
@@ -332,7 +322,7 @@ export async function runConvertCommand(
   });
   const streams = tensorStreams("converting");
   try {
-    const stateDict = requireStateDict(checkpoint);
+    const stateDict = checkpoint.requireStateDict();
     const selection = {
       include: options.include,
       exclude: options.exclude,

@@ -4,7 +4,6 @@ import { mergeStateDicts } from "../keys/merge.js";
 import { openCheckpointFile } from "../node.js";
 import type { DType } from "../tensors/dtype.js";
 import { PyOrderedDict } from "../writers/torch/python-values.js";
-import { requireStateDict } from "./convert-command.js";
 import { formatBytes, formatCount, formatNumber } from "./format.js";
 import {
   describeFiles,
@@ -94,7 +93,7 @@ export async function runMergeCommand(inputs: string[], options: MergeOptions): 
     }
     const merged = nameFiles(inputs, () =>
       mergeStateDicts(
-        checkpoints.map((checkpoint) => requireStateDict(checkpoint).tensors),
+        checkpoints.map((checkpoint) => checkpoint.requireStateDict().tensors),
         options.average ? { mode: "average", weights } : { mode: "override" },
       ),
     );

@@ -1,12 +1,8 @@
 import type { Checkpoint } from "../checkpoint/checkpoint.js";
 import type { JsonRecord } from "../checkpoint/metadata.js";
-import {
-  readTrainingCounters,
-  scalarOf,
-  type TrainingCounters,
-} from "../checkpoint/training-counters.js";
+import { readTrainingCounters, type TrainingCounters } from "../checkpoint/training-counters.js";
 import { FormatError } from "../errors.js";
-import { isDict, type PyValue } from "../formats/pickle/values.js";
+import type { PyValue } from "../formats/pickle/values.js";
 import { readLoadoutRecord } from "./loadout-record.js";
 import { freshTrainingState, type TrainingState } from "./training-state.js";
 

@@ -1,6 +1,5 @@
 import type { Checkpoint } from "../checkpoint/checkpoint.js";
 import type { LoadingConfig } from "../config/types.js";
-import { LoadError } from "../errors.js";
 import { compileKeyPatterns, patternsMatchingNothing } from "../keys/globs.js";
 import { matchStateDictKeys } from "../keys/match.js";
 import type { TrainingState } from "../state/training-state.js";
@@ -36,15 +35,9 @@ export interface PlanInput {
   sourceStateDict?: SourceStateDict | undefined;
 }
 
-/** The model's state dict in the checkpoint, or a LoadError saying where loadout looked. */
+/** The model's state dict in the checkpoint, each tensor as a SourceTensor. */
 export function sourceStateDict(checkpoint: Checkpoint): SourceStateDict {
-  const found = checkpoint.stateDict();
-  if (!found) {
-    throw new LoadError("NO_STATE_DICT", "no model state dict found in the checkpoint", {
-      file: checkpoint.name,
-      hint: "loadout looks for 'state_dict' (Lightning), 'model_state_dict', 'model', a pickled nn.Module, or a top-level dict of tensors. Run `loadout inspect` to see what the file holds.",
-    });
-  }
+  const found = checkpoint.requireStateDict();
   const tensors = new Map(
     [...found.tensors].map(([key, tensor]) => [key, plainSource(key, tensor)]),
   );

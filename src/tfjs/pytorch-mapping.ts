@@ -287,13 +287,7 @@ export function pytorchToTfjsStage(
   return {
     name: "pytorch_to_tfjs",
     async process(context: CheckpointContext): Promise<CheckpointContext> {
-      const found = context.checkpoint.stateDict();
-      if (!found) {
-        throw new LoadError("NO_STATE_DICT", "no model state dict found in the checkpoint", {
-          file: context.checkpoint.name,
-          hint: "Run `loadout inspect` to see what the file holds.",
-        });
-      }
+      const found = context.checkpoint.requireStateDict();
       const mapped = mapPytorchStateDict(found.tensors, model, options);
       const sourceStateDict: SourceStateDict = {
         path: [...found.path],
