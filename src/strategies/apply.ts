@@ -46,7 +46,11 @@ export function assertApplicable(plan: LoadPlan): void {
     `${plan.strategy} cannot load this checkpoint (${plan.violations.length} ${plan.violations.length === 1 ? "problem" : "problems"})\n${lines}`,
     {
       file: plan.source.file,
-      hint: "Nothing was changed. Run `loadout plan` to see every parameter's action, or choose a less strict strategy (transfer_learning).",
+      hint: `Nothing was changed. Run \`loadout plan\` to see every parameter's action${
+        plan.strategy === "transfer_learning"
+          ? ""
+          : "; to load only what fits, use transfer_learning"
+      }.`,
     },
   );
 }
