@@ -58,17 +58,55 @@ export function walk(
   visit: (value: PyValue, path: TreePath) => boolean | undefined,
 ): void {
   const seen = new Set<object>();
-  const stack: { value: PyValue; path: TreePath }[] = [{ value: root, path: [] }];
-  while (stack.length > 0) {
-    const { value, path } = stack.pop()!;
+  // Two parallel stacks rather than one of records, and no [segment, child] pairs: a walk of a
+  // 20,000-tensor checkpoint would otherwise build four short-lived objects per value.
+  const values: PyValue[] = [root];
+  const paths: TreePath[] = [[]];
+  while (values.length > 0) {
+    const value = values.pop()!;
+    const path = paths.pop()!;
     if (visit(value, path) === false || !isContainer(value)) continue;
     if (seen.has(value as object)) continue;
     seen.add(value as object);
-    const children = childrenOf(value);
-    for (let i = children.length - 1; i >= 0; i--) {
-      const [segment, child] = children[i]!;
-      stack.push({ value: child, path: [...path, segment] });
+    const first = values.length;
+    pushChildren(value, path, values, paths);
+    // Pushed in document order; reversed so that the first child is popped first.
+    reverseFrom(values, first);
+    reverseFrom(paths, first);
+  }
+}
+
+/** Pushes a container's children and their paths, in the order childrenOf lists them. */
+function pushChildren(value: PyValue, path: TreePath, values: PyValue[], paths: TreePath[]): void {
+  if (isDict(value)) {
+    for (const [key, child] of value) {
+      values.push(child);
+      paths.push(childPath(path, keySegment(key)));
     }
+  } else if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      values.push(value[i]!);
+      paths.push(childPath(path, i));
+    }
+  } else {
+    for (const [segment, child] of childrenOf(value)) {
+      values.push(child);
+      paths.push(childPath(path, segment));
+    }
+  }
+}
+
+/** The path one level down (a spread sizes the array exactly; a push after a copy over-allocates). */
+function childPath(path: TreePath, segment: PathSegment): TreePath {
+  return [...path, segment];
+}
+
+/** Reverses `items[from..]` in place. */
+function reverseFrom<T>(items: T[], from: number): void {
+  for (let a = from, b = items.length - 1; a < b; a++, b--) {
+    const t = items[a]!;
+    items[a] = items[b]!;
+    items[b] = t;
   }
 }
 

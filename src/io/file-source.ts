@@ -1,9 +1,19 @@
+import { readSync } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 import { OutOfBoundsError } from "../errors.js";
 import { type ByteSource, checkRange } from "./byte-source.js";
 
 /** Largest single positional read; keeps each read well under Node's 2 GiB limit. */
 const MAX_READ = 1 << 30;
+
+/**
+ * Reads up to this size are made synchronously. Opening a checkpoint and checking its zip
+ * entries' local headers is many small reads one after another; a read from the page cache takes
+ * a few microseconds, but a trip through libuv's thread pool and back about 30 (256 local headers
+ * cost 10-20 ms before the first tensor could be copied). Larger reads stay asynchronous, so the
+ * event loop is never held for long.
+ */
+const SYNC_READ_MAX = 64 << 10;
 
 /** A local file read with positional reads on one handle; never loaded whole. */
 export class FileSource implements ByteSource {
@@ -49,10 +59,13 @@ export class FileSource implements ByteSource {
   private async fill(offset: number, destination: Uint8Array): Promise<void> {
     const handle = this.handle;
     if (!handle) throw new OutOfBoundsError("CLOSED", "read after close", { file: this.name });
+    const small = destination.byteLength <= SYNC_READ_MAX;
     let done = 0;
     while (done < destination.byteLength) {
       const length = Math.min(MAX_READ, destination.byteLength - done);
-      const { bytesRead } = await handle.read(destination, done, length, offset + done);
+      const bytesRead = small
+        ? readSync(handle.fd, destination, done, length, offset + done)
+        : (await handle.read(destination, done, length, offset + done)).bytesRead;
       if (bytesRead === 0) {
         throw new OutOfBoundsError("TRUNCATED", "file ended early (was it truncated while open?)", {
           file: this.name,

@@ -8,6 +8,7 @@ import { allocate, type TypedArray } from "../tensors/dtype.js";
 import { contiguousStrides, numelOf } from "../tensors/shape.js";
 import type { LoadPlan, PlanEntry } from "./plan.js";
 import { handlesOf, type PlanHandles } from "./plan-state.js";
+import type { SourceTensor } from "./source-tensor.js";
 
 export interface ApplyOptions {
   /**
@@ -145,6 +146,29 @@ async function stageEntry(
   return current;
 }
 
+/** Local headers resolved at once: each is a small read whose latency, not size, is the cost. */
+const CONCURRENT_CHECKS = 16;
+
+/**
+ * checkReadable for every tensor, several at a time (one at a time, 256 zip local headers took
+ * tens of milliseconds before the first byte was copied). Throws the error of the first tensor,
+ * in the given order, that fails, as checking them one by one would.
+ */
+async function checkAllReadable(tensors: readonly SourceTensor[]): Promise<void> {
+  const failures = new Map<number, unknown>();
+  let next = 0;
+  const worker = async () => {
+    while (next < tensors.length) {
+      const index = next++;
+      await tensors[index]!.checkReadable().catch((error: unknown) => {
+        failures.set(index, error);
+      });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(CONCURRENT_CHECKS, tensors.length) }, worker));
+  if (failures.size > 0) throw failures.get(Math.min(...failures.keys()));
+}
+
 /**
  * Runs commits in order; if one fails, undoes the earlier ones (newest first) and rethrows.
  * Returns the undos of all of them, oldest first.
@@ -250,7 +274,7 @@ export async function applyPlan(
       undos = await commitAll([() => targets.model.write(staged), ...stateSteps], file);
     } else {
       // in_place: resolve every source byte range (zip local headers included) before writing.
-      for (const entry of loads) await handles.sourceTensors.get(entry.source!)!.checkReadable();
+      await checkAllReadable(loads.map((entry) => handles.sourceTensors.get(entry.source!)!));
       checkAborted(options.signal, file);
       // Everything that can be undone is committed first, so that the copy, which cannot, is last.
       undos = await commitAll(

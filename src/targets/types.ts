@@ -42,6 +42,13 @@ export interface ModelTarget {
    * target cannot re-initialise: reset parameters then keep their current (initial) values.
    */
   initialValues?(names: readonly string[]): Promise<Map<string, TypedArray>>;
+  /**
+   * The load is over (committed or rolled back): the Undos of the writes before it will not be
+   * called, so the target may drop what it kept for them (the tfjs target keeps the replaced
+   * values in the backend). The load pipeline calls it when a load ends; a caller of write()
+   * outside the pipeline calls it once it no longer needs the Undos.
+   */
+  release?(): void;
 }
 
 /** Hyperparameters of one parameter group (PyTorch's names: lr, betas, eps, weight_decay, ...). */

@@ -121,9 +121,7 @@ export function convertElements(
   const n = source.length;
   // Fast paths for what loads do most: 16-bit floats widened to float32.
   if (to === "float32" && from === "bfloat16") {
-    const out = new Uint32Array(target.buffer, target.byteOffset, n);
-    const input = source as Uint16Array;
-    for (let i = 0; i < n; i++) out[i] = input[i]! << 16;
+    bfloat16ToFloat32(source as Uint16Array, target as Float32Array);
     return;
   }
   if (to === "float32" && from === "float16") {
@@ -136,6 +134,31 @@ export function convertElements(
   const read = elementReader(source, from);
   const write = elementWriter(target, to);
   for (let i = 0; i < n; i++) write(i, read(i));
+}
+
+/** Typed-array words are in platform byte order; the paired loop below assumes little-endian. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/**
+ * A float32's bits are its bfloat16's bits followed by 16 zero bits. Two bfloat16 values are
+ * read per 32-bit load (the low half is the first value, the high half the second), which runs
+ * about half again as fast as one 16-bit load per value. Front to back, so the input may be the
+ * upper part of the output's own memory (Tensor.readInto expands in place).
+ */
+function bfloat16ToFloat32(input: Uint16Array, output: Float32Array): void {
+  const n = input.length;
+  const out = new Int32Array(output.buffer, output.byteOffset, n);
+  let i = 0;
+  if (LITTLE_ENDIAN && input.byteOffset % 4 === 0) {
+    const pairs = n >>> 1;
+    const words = new Int32Array(input.buffer, input.byteOffset, pairs);
+    for (let p = 0; p < pairs; p++, i += 2) {
+      const word = words[p]!;
+      out[i] = word << 16;
+      out[i + 1] = word & 0xffff0000;
+    }
+  }
+  for (; i < n; i++) out[i] = input[i]! << 16;
 }
 
 type Reader = (i: number) => number | bigint;

@@ -12,7 +12,7 @@ export function contiguousStrides(shape: readonly number[]): number[] {
 /** Number of elements of a tensor of `shape` (1 for a 0-d tensor). */
 export function numelOf(shape: readonly number[]): number {
   let n = 1;
-  for (const dim of shape) n *= dim;
+  for (let d = 0; d < shape.length; d++) n *= shape[d]!;
   return n;
 }
 

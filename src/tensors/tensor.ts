@@ -14,10 +14,14 @@ import {
   viewAs,
 } from "./dtype.js";
 import { gatherStrided } from "./gather.js";
+import { giveBackScratch, takeScratch } from "./scratch.js";
 import { contiguousStrides, numelOf } from "./shape.js";
 
 /** Bytes converted per step when a read must pass through a scratch buffer. */
 const CHUNK_BYTES = 8 << 20;
+
+/** Tensors this large and larger read through a reused scratch buffer; smaller ones a new one. */
+const REUSED_SCRATCH_MIN = 64 << 10;
 
 /**
  * A run of bytes holding elements of one dtype: a torch storage (a zip entry, a region of a
@@ -71,8 +75,11 @@ export class Tensor implements PyObjectLike {
   constructor(init: TensorInit) {
     this.storage = init.storage;
     this.dtype = init.dtype ?? init.storage.dtype;
-    this.shape = Object.freeze([...init.shape]);
-    this.strides = Object.freeze([...(init.strides ?? contiguousStrides(init.shape))]);
+    this.shape = frozenCopy(init.shape);
+    this.strides =
+      init.strides === undefined
+        ? Object.freeze(contiguousStrides(init.shape))
+        : frozenCopy(init.strides);
     this.storageOffset = init.storageOffset ?? 0;
     this.requiresGrad = init.requiresGrad ?? false;
     this.isParameter = init.isParameter ?? false;
@@ -104,15 +111,14 @@ export class Tensor implements PyObjectLike {
   /** The view must stay inside its storage: checked once, before any read can happen. */
   private validate(): void {
     const { shape, strides, storageOffset } = this;
-    const badInt = (n: number) => !Number.isSafeInteger(n) || n < 0;
-    if (shape.length !== strides.length || shape.some(badInt) || strides.some(badInt)) {
+    if (shape.length !== strides.length || !allCounts(shape) || !allCounts(strides)) {
       throw new FormatError(
         "BAD_TENSOR_VIEW",
         `invalid tensor view: shape [${shape}] with strides [${strides}]`,
         this.where,
       );
     }
-    if (badInt(storageOffset) || !Number.isSafeInteger(this.numel)) {
+    if (!isCount(storageOffset) || !Number.isSafeInteger(this.numel)) {
       throw new FormatError(
         "BAD_TENSOR_VIEW",
         `invalid tensor view: storage offset ${storageOffset}, shape [${shape}]`,
@@ -165,6 +171,10 @@ export class Tensor implements PyObjectLike {
       const start = this.contiguousByteStart();
       if (target === this.dtype && !this.needsSwap) {
         await this.storage.source.readInto(start, bytesOf(destination));
+        return;
+      }
+      if (widensInPlace(this.dtype, target)) {
+        await this.readWidening(start, destination, target);
         return;
       }
       let element = 0;
@@ -244,19 +254,39 @@ export class Tensor implements PyObjectLike {
     }
   }
 
+  /**
+   * A conversion to a dtype at least as wide, done inside the destination: the stored bytes are
+   * read into its last `byteLength` bytes, then converted front to back (each element is read
+   * before anything is written over it), so there is no scratch buffer and no second copy.
+   */
+  private async readWidening(start: number, destination: TypedArray, target: DType): Promise<void> {
+    const bytes = bytesOf(destination);
+    const stored = bytes.subarray(bytes.byteLength - this.byteLength);
+    await this.storage.source.readInto(start, stored);
+    if (this.needsSwap) swapBytes(stored, itemSize(this.dtype));
+    convertElements(viewAs(this.dtype, stored), this.dtype, destination, target);
+  }
+
   /** Contiguous source elements in chunks, swapped to little-endian, as typed arrays of this dtype. */
   private async *contiguousChunks(start: number): AsyncGenerator<TypedArray> {
     const size = itemSize(this.dtype);
     const total = this.byteLength;
-    // 8-byte aligned scratch so any element type can view it.
-    const scratch = new Uint8Array(new ArrayBuffer(Math.min(CHUNK_BYTES, total)));
-    const step = scratch.byteLength - (scratch.byteLength % size);
-    for (let done = 0; done < total; done += step) {
-      const length = Math.min(step, total - done);
-      const bytes = scratch.subarray(0, length);
-      await this.storage.source.readInto(start + done, bytes);
-      if (this.needsSwap) swapBytes(bytes, size);
-      yield viewAs(this.dtype, bytes);
+    // A whole ArrayBuffer (8-byte aligned, so any element type can view it); larger tensors share
+    // reused full-size buffers, the pages of a new one costing a fault each on first touch.
+    const buffer = total < REUSED_SCRATCH_MIN ? new ArrayBuffer(total) : takeScratch(CHUNK_BYTES);
+    try {
+      const scratch = new Uint8Array(buffer, 0, Math.min(CHUNK_BYTES, total));
+      const step = scratch.byteLength - (scratch.byteLength % size);
+      for (let done = 0; done < total; done += step) {
+        const length = Math.min(step, total - done);
+        const bytes = scratch.subarray(0, length);
+        await this.storage.source.readInto(start + done, bytes);
+        if (this.needsSwap) swapBytes(bytes, size);
+        yield viewAs(this.dtype, bytes);
+      }
+    } finally {
+      // Also when the consumer stops early: the buffer is its again only after the last chunk.
+      if (total >= REUSED_SCRATCH_MIN) giveBackScratch(buffer);
     }
   }
 
@@ -271,6 +301,41 @@ export class Tensor implements PyObjectLike {
     });
     if (this.needsSwap) swapBytes(destination, itemSize(this.dtype));
   }
+}
+
+/**
+ * Whether elements of `from` can be converted to `to` inside a destination of `to` (convertible
+ * numeric dtypes whose elements are no narrower; not complex, whose arrays hold two numbers).
+ */
+function widensInPlace(from: DType, to: DType): boolean {
+  const source = dtypeInfo(from);
+  const target = dtypeInfo(to);
+  return (
+    source.kind !== "complex" &&
+    target.kind !== "complex" &&
+    source.kind !== "raw" &&
+    target.kind !== "raw" &&
+    target.bits >= source.bits
+  );
+}
+
+/**
+ * `values` itself when it is already frozen (nothing can change it, so sharing it is safe; the
+ * unpickler's tuples are), else a frozen copy. Opening a checkpoint builds one tensor per
+ * parameter, and copying every shape twice was a measurable part of it.
+ */
+function frozenCopy(values: readonly number[]): readonly number[] {
+  return Object.isFrozen(values) ? values : Object.freeze(values.slice());
+}
+
+function isCount(n: number): boolean {
+  return Number.isSafeInteger(n) && n >= 0;
+}
+
+/** Whether every value is a non-negative safe integer (a plain loop: this runs per tensor). */
+function allCounts(values: readonly number[]): boolean {
+  for (let i = 0; i < values.length; i++) if (!isCount(values[i]!)) return false;
+  return true;
 }
 
 /** Reverses the bytes of each `size`-byte element in place. */

@@ -1,4 +1,5 @@
-import type * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs";
+import type { TypedArray } from "../tensors/dtype.js";
 
 /**
  * The one place that reaches into TensorFlow.js objects beyond their public API (tfjs 4.x).
@@ -75,6 +76,50 @@ export function layerWeightLists(layer: Layer): {
 /** The tf.Variable behind a LayerVariable: assigning it skips the weight's constraint. */
 export function variableOf(weight: LayerVariable): tf.Variable {
   return (weight as unknown as { val: tf.Variable }).val;
+}
+
+/** Largest size of the wasm backend's memory (32-bit wasm: 4 GiB less one 64 KiB page). */
+const WASM_MEMORY_LIMIT = 2 ** 32 - 2 ** 16;
+
+/**
+ * Bytes the wasm backend's memory can still grow by, when it is the active backend; undefined on
+ * others (the cpu backend's arrays are ordinary JavaScript memory). Reads the Emscripten module's
+ * `HEAPU8` (the whole wasm memory) on the backend's `wasm` field.
+ */
+export function wasmMemoryHeadroom(): number | undefined {
+  if (tf.getBackend() !== "wasm") return undefined;
+  const heap = (tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } }).wasm?.HEAPU8;
+  return heap ? WASM_MEMORY_LIMIT - heap.byteLength : undefined;
+}
+
+/** The cpu backend's record of one data id: the values and how many tensors refer to them. */
+interface CpuData {
+  values?: unknown;
+  refCount?: number;
+  complexTensorInfos?: unknown;
+}
+
+/**
+ * The array the cpu backend keeps a variable's value in, when that variable alone refers to it
+ * (reference count 1: no other tensor shares the data), else undefined. Writing into it changes
+ * the variable in place. Other backends keep values elsewhere (the wasm heap, whose views a
+ * memory growth detaches; the GPU): undefined. Reads `engine.state.tensorInfo` (which backend
+ * holds a data id) and the cpu backend's `data` store.
+ */
+export function cpuStorageOf(variable: tf.Variable): TypedArray | undefined {
+  if (variable.isDisposed) return undefined;
+  const engine = tf.engine() as unknown as {
+    state: { tensorInfo: Map<object, { backend: unknown }> };
+  };
+  const holder = engine.state.tensorInfo.get(variable.dataId)?.backend;
+  if (holder === undefined || tf.getBackend() !== "cpu" || holder !== tf.backend()) {
+    return undefined;
+  }
+  const store = (holder as { data?: { get?(id: object): CpuData | undefined } }).data;
+  const data = store?.get?.(variable.dataId);
+  if (data?.refCount !== 1 || data.complexTensorInfos) return undefined;
+  const { values } = data;
+  return values instanceof Float32Array || values instanceof Int32Array ? values : undefined;
 }
 
 interface ModelInternals {

@@ -1,12 +1,11 @@
-import * as tf from "@tensorflow/tfjs";
 import { LoadError } from "../errors.js";
 import type { FaultInjection } from "../targets/memory.js";
-import type { ModelTarget, ParameterInfo } from "../targets/types.js";
+import type { ModelTarget, ParameterInfo, Undo } from "../targets/types.js";
 import { arrayKindOf, dtypeInfo, type TypedArray } from "../tensors/dtype.js";
 import { formatShape, numelOf } from "../tensors/shape.js";
 import { initialValue } from "./initializers.js";
 import type { LayersModel, LayerVariable } from "./internals.js";
-import { variableOf } from "./internals.js";
+import { cpuStorageOf, variableOf } from "./internals.js";
 import {
   bookOf,
   captureSlotReferences,
@@ -18,6 +17,7 @@ import {
   slotsByWeight,
   trainingOrder,
 } from "./optimizer-slots.js";
+import { assignKeepingPrevious, type Replaced } from "./replaced-values.js";
 import {
   captureFlags,
   restoreFlags,
@@ -29,10 +29,13 @@ import { listModelWeights, type ModelWeight } from "./weights.js";
 
 /**
  * A `tf.LayersModel` as a loadout ModelTarget. Parameters are named `<layer>/<weight>` (see
- * weights.ts); BatchNorm's moving statistics are buffers. Values live in the tfjs backend, so
- * there is no live array: reads are copies, writes assign (without the weights' constraints),
- * and in_place loads write tensor by tensor. Every write keeps copies of what it replaces, so
- * its Undo puts back exactly the previous values.
+ * weights.ts); BatchNorm's moving statistics are buffers. Values live in the tfjs backend: reads
+ * are copies, writes assign (without the weights' constraints), and in_place loads read straight
+ * into the weights' arrays on the cpu backend (liveArray), else write tensor by tensor. Every
+ * write keeps the values it replaces, as backend tensors sharing their data (no copy;
+ * replaced-values.ts), so that its Undo puts back exactly the previous values; they are dropped
+ * by the Undo, by `release()` (which the load pipeline calls when a load ends), or, for an Undo
+ * dropped unused, when it is garbage-collected.
  */
 
 export interface TfjsModelTargetOptions {
@@ -46,21 +49,19 @@ export interface TfjsModelTarget extends ModelTarget {
   weight(name: string): ModelWeight;
 }
 
-/** A copy of a weight's current value. */
+/** A copy of a weight's current value (the cpu backend's dataSync returns its own storage). */
 export function readWeight(weight: ModelWeight): TypedArray {
   const values = variableOf(weight.variable).dataSync();
+  const expected = dtypeInfo(weight.dtype).array;
+  if (arrayKindOf(values as TypedArray) === expected) return (values as TypedArray).slice();
   return weight.dtype === "int32" ? Int32Array.from(values) : Float32Array.from(values);
 }
 
-/** Assigns `values` to the weight (no constraint applied: the values are loaded as they are). */
-export function assignWeight(weight: ModelWeight, values: TypedArray): void {
-  const variable = variableOf(weight.variable);
-  tf.tidy(() => {
-    variable.assign(
-      tf.tensor(values as Float32Array | Int32Array, [...weight.shape], weight.dtype),
-    );
-  });
-}
+/**
+ * Drops the previous values of a write whose Undo was garbage-collected without being called
+ * or released (a caller of write() outside the pipeline that never calls release()).
+ */
+const forgottenWrites = new FinalizationRegistry<() => void>((drop) => drop());
 
 function checkValue(weight: ModelWeight, value: TypedArray): void {
   const expected = dtypeInfo(weight.dtype).array;
@@ -94,21 +95,37 @@ export function tfjsModelTarget(
     return found;
   };
 
-  /** Assigns each value; if one fails, puts back the ones already assigned. */
-  const assignAll = (
-    values: ReadonlyMap<string, TypedArray>,
-    previous: Map<string, TypedArray>,
-  ) => {
-    const done: string[] = [];
-    try {
-      for (const [name, value] of values) {
-        assignWeight(weight(name), value);
-        done.push(name);
+  /** What writes replaced, kept until their Undo runs or the load ends. */
+  const outstanding = new Set<Replaced>();
+
+  /** The Undo of a write: restores the replaced values once, and not after release(). */
+  const undoOf = (replaced: Replaced): Undo => {
+    const forget = () => {
+      outstanding.delete(replaced);
+      forgottenWrites.unregister(replaced);
+    };
+    const undo: Undo = async () => {
+      if (!outstanding.has(replaced)) {
+        if (replaced.restored) return;
+        throw new LoadError(
+          "UNDO_RELEASED",
+          "this write can no longer be undone: the values it replaced were released when its load ended",
+          { hint: "Undo a write before release() (the load pipeline calls it when a load ends)." },
+        );
       }
-    } catch (error) {
-      for (const name of done) assignWeight(weight(name), previous.get(name)!);
-      throw error;
-    }
+      forget();
+      replaced.restore();
+    };
+    outstanding.add(replaced);
+    forgottenWrites.register(
+      undo,
+      () => {
+        outstanding.delete(replaced);
+        replaced.release();
+      },
+      replaced,
+    );
+    return undo;
   };
 
   return {
@@ -137,9 +154,37 @@ export function tfjsModelTarget(
     async write(values) {
       for (const [name, value] of values) checkValue(weight(name), value);
       injectFaults(faults, "write", values.keys());
-      const previous = new Map([...values.keys()].map((name) => [name, readWeight(weight(name))]));
-      assignAll(values, previous);
-      return once(() => assignAll(previous, new Map(values)));
+      const replaced = assignKeepingPrevious(
+        [...values].map(([name, value]) => {
+          const w = weight(name);
+          return {
+            variable: variableOf(w.variable),
+            values: value,
+            shape: w.shape,
+            dtype: w.dtype,
+          };
+        }),
+      );
+      return undoOf(replaced);
+    },
+
+    /**
+     * On the cpu backend, the array the backend keeps the weight in (when no other tensor shares
+     * it), so that in_place loads read straight into the model; undefined elsewhere.
+     */
+    liveArray(name) {
+      const w = weight(name);
+      const storage = cpuStorageOf(variableOf(w.variable));
+      if (!storage || arrayKindOf(storage) !== dtypeInfo(w.dtype).array) return undefined;
+      return storage.length === numelOf(w.shape) ? storage : undefined;
+    },
+
+    release() {
+      for (const replaced of outstanding) {
+        forgottenWrites.unregister(replaced);
+        replaced.release();
+      }
+      outstanding.clear();
     },
 
     async setTrainable(names, trainable) {

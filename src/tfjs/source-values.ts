@@ -3,7 +3,7 @@ import type { SourceTensor } from "../strategies/source-tensor.js";
 import { allocate, type DType, type TypedArray } from "../tensors/dtype.js";
 import { numelOf } from "../tensors/shape.js";
 import type { ReadOptions, Tensor } from "../tensors/tensor.js";
-import { permute, permutedShape, permuteInto } from "./layout.js";
+import { permute, permutedShape, permuteInto, transposeSquareInPlace } from "./layout.js";
 
 /**
  * Checkpoint tensors as the TensorFlow.js model wants them: axes permuted, two tensors summed,
@@ -43,6 +43,11 @@ async function readChecked(tensor: Tensor, key: string, dtype: DType): Promise<T
   return narrow;
 }
 
+/** A transpose of an n × n matrix, which can be done in place. */
+function isSquareTranspose(shape: readonly number[], perm: readonly number[]): boolean {
+  return shape.length === 2 && shape[0] === shape[1] && perm[0] === 1 && perm[1] === 0;
+}
+
 export interface LayoutOptions {
   /** Axes to permute. */
   layout?: Layout;
@@ -69,8 +74,15 @@ export function layoutSource(
     transform: options.label !== undefined ? options.label : (layout?.label ?? null),
     async readInto(destination: TypedArray, options: ReadOptions = {}) {
       const dtype = options.dtype ?? tensor.dtype;
-      if (!layout && !(tensor.dtype === "int64" && dtype === "int32")) {
+      const narrows = tensor.dtype === "int64" && dtype === "int32";
+      if (!layout && !narrows) {
         await tensor.readInto(destination, options);
+        return;
+      }
+      if (layout && !narrows && isSquareTranspose(tensor.shape, layout.perm)) {
+        // Read as stored, then transpose where it is: no scratch array of the tensor's size.
+        await tensor.readInto(destination, options);
+        transposeSquareInPlace(destination, tensor.shape[0]!);
         return;
       }
       const values = await readChecked(tensor, key, dtype);

@@ -16,6 +16,9 @@ import type { ByteSink } from "./sink.js";
 /** Bytes gathered before each write to the file. */
 const DEFAULT_BUFFER_BYTES = 8 << 20;
 
+/** Bytes written between the early fsyncs that start the disk on them (see syncEarly). */
+const EARLY_SYNC_BYTES = 64 << 20;
+
 /** Largest single write; keeps each call well under Node's 2 GiB limit. */
 const MAX_WRITE = 1 << 30;
 
@@ -107,9 +110,7 @@ function atomicSink(
 ): ByteSink {
   let state: "open" | "committed" | "discarded" = "open";
   let handleOpen = true;
-  // Allocated on first use: a single large write goes straight to the file.
-  let buffer: Uint8Array | undefined;
-  let used = 0;
+  const writes = backgroundWrites(handle, bufferBytes);
   let queue: Promise<unknown> = Promise.resolve();
 
   // One operation at a time, in call order, even if a caller does not await.
@@ -119,37 +120,10 @@ function atomicSink(
     return result;
   }
 
-  async function writeAll(bytes: Uint8Array): Promise<void> {
-    for (let done = 0; done < bytes.byteLength; ) {
-      const length = Math.min(MAX_WRITE, bytes.byteLength - done);
-      const { bytesWritten } = await handle.write(bytes, done, length);
-      if (bytesWritten === 0) throw new Error("the file system accepted no bytes");
-      done += bytesWritten;
-    }
-  }
-
-  async function append(bytes: Uint8Array): Promise<void> {
-    let offset = 0;
-    while (offset < bytes.byteLength) {
-      if (used === 0 && bytes.byteLength - offset >= bufferBytes) {
-        await writeAll(bytes.subarray(offset));
-        return;
-      }
-      buffer ??= new Uint8Array(bufferBytes);
-      const n = Math.min(bufferBytes - used, bytes.byteLength - offset);
-      buffer.set(bytes.subarray(offset, offset + n), used);
-      used += n;
-      offset += n;
-      if (used === bufferBytes) {
-        await writeAll(buffer);
-        used = 0;
-      }
-    }
-  }
-
   async function discard(): Promise<void> {
     state = "discarded";
-    buffer = undefined;
+    // A write still in flight finishes (or fails) before the handle closes under it.
+    await writes.release();
     if (handleOpen) {
       handleOpen = false;
       await handle.close().catch(() => {});
@@ -172,7 +146,7 @@ function atomicSink(
       serial(async () => {
         checkOpen("write");
         try {
-          await append(bytes);
+          await writes.append(bytes);
         } catch (error) {
           await discard();
           throw writeFailed("writing failed", destination, error);
@@ -183,8 +157,7 @@ function atomicSink(
       serial(async () => {
         checkOpen("close");
         try {
-          if (used > 0) await writeAll(buffer!.subarray(0, used));
-          used = 0;
+          await writes.flush();
           // The data must be on disk before the rename makes it the destination.
           await handle.sync();
           handleOpen = false;
@@ -195,7 +168,7 @@ function atomicSink(
           throw writeFailed("finishing the file failed", destination, error);
         }
         state = "committed";
-        buffer = undefined;
+        await writes.release();
         await syncFolder(dirname(destination));
       }),
 
@@ -203,6 +176,114 @@ function atomicSink(
       serial(async () => {
         if (state === "open") await discard();
       }),
+  };
+}
+
+/** Appends to a file through two buffers, so that filling one overlaps writing the other. */
+interface BackgroundWrites {
+  /** Copies `bytes` (or writes them, when at least a buffer's worth arrives with none buffered). */
+  append(bytes: Uint8Array): Promise<void>;
+  /** Writes everything buffered and waits for it. */
+  flush(): Promise<void>;
+  /** Waits for any write in flight, ignoring its outcome, and drops the buffers. */
+  release(): Promise<void>;
+}
+
+/**
+ * The file's writes, double-buffered: when a buffer fills, it is written in the background and
+ * the other one takes the next bytes, so the caller reads its next chunk while the last one is
+ * written (one buffer at a time, each write awaited before the next buffer is written: memory
+ * stays at two buffers). A failed background write is reported by the next append or flush.
+ */
+function backgroundWrites(handle: FileHandle, bufferBytes: number): BackgroundWrites {
+  const buffers: (Uint8Array | undefined)[] = [undefined, undefined];
+  let current = 0;
+  let used = 0;
+  let inFlight: Promise<void> | undefined;
+  let failure: { error: unknown } | undefined;
+  let unsynced = 0;
+  let syncing: Promise<void> | undefined;
+
+  /**
+   * Starts the disk writing what is already written: the kernel would otherwise hold it until
+   * close's fsync, which then writes the whole file while nothing else happens. An error here is
+   * ignored: the fsync at close reports whatever is still wrong.
+   */
+  function syncEarly(bytes: number): void {
+    unsynced += bytes;
+    if (unsynced < EARLY_SYNC_BYTES || syncing) return;
+    unsynced = 0;
+    syncing = handle
+      .datasync()
+      .catch(() => {})
+      .then(() => {
+        syncing = undefined;
+      });
+  }
+
+  async function writeAll(bytes: Uint8Array): Promise<void> {
+    for (let done = 0; done < bytes.byteLength; ) {
+      const length = Math.min(MAX_WRITE, bytes.byteLength - done);
+      const { bytesWritten } = await handle.write(bytes, done, length);
+      if (bytesWritten === 0) throw new Error("the file system accepted no bytes");
+      done += bytesWritten;
+    }
+  }
+
+  /** Waits for the write in flight; rethrows its error. */
+  async function settle(): Promise<void> {
+    await inFlight;
+    inFlight = undefined;
+    if (failure) throw failure.error;
+  }
+
+  /** Starts writing the current buffer's `used` bytes and switches to the other buffer. */
+  async function startWrite(): Promise<void> {
+    await settle();
+    const full = buffers[current]!.subarray(0, used);
+    inFlight = writeAll(full).then(
+      () => syncEarly(full.byteLength),
+      (error: unknown) => {
+        failure ??= { error };
+      },
+    );
+    current ^= 1;
+    used = 0;
+  }
+
+  return {
+    async append(bytes) {
+      let offset = 0;
+      while (offset < bytes.byteLength) {
+        // Until a buffer exists, a buffer's worth or more goes straight to the file (one large
+        // write allocates nothing); after that everything is copied, so that it can overlap.
+        if (!buffers[current] && used === 0 && bytes.byteLength - offset >= bufferBytes) {
+          await settle();
+          await writeAll(bytes.subarray(offset));
+          return;
+        }
+        buffers[current] ??= new Uint8Array(bufferBytes);
+        const buffer = buffers[current]!;
+        const n = Math.min(bufferBytes - used, bytes.byteLength - offset);
+        buffer.set(bytes.subarray(offset, offset + n), used);
+        used += n;
+        offset += n;
+        if (used === bufferBytes) await startWrite();
+      }
+    },
+    async flush() {
+      if (used > 0) await startWrite();
+      await settle();
+      await syncing;
+    },
+    async release() {
+      await inFlight;
+      inFlight = undefined;
+      await syncing;
+      buffers[0] = undefined;
+      buffers[1] = undefined;
+      used = 0;
+    },
   };
 }
 

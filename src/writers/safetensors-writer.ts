@@ -5,7 +5,7 @@ import {
   type TensorEntries,
 } from "./safetensors-layout.js";
 import type { ByteSink } from "./sink.js";
-import { tensorBytes } from "./tensor-bytes.js";
+import { ReadAhead, tensorBytes } from "./tensor-bytes.js";
 
 /** Writes safetensors files, one tensor at a time, never holding more than one chunk of data. */
 
@@ -55,7 +55,8 @@ export async function writeSafetensors(
 
 /**
  * Streams a planned file into `sink` without closing it: the header, then each tensor's bytes,
- * each chunk written (and awaited) before the next is read.
+ * each chunk written (and awaited) before the next chunk of that tensor is read; the next
+ * tensor's first chunk is read meanwhile (ReadAhead).
  */
 export async function writeLayout(
   sink: ByteSink,
@@ -67,8 +68,13 @@ export async function writeLayout(
   await sink.write(layout.header);
   let bytesWritten = layout.header.byteLength;
   onProgress?.({ tensor: "", tensorsWritten: 0, tensorCount, bytesWritten, totalBytes });
-  for (const [index, t] of layout.tensors.entries()) {
-    for await (const bytes of tensorBytes(t.tensor, t.dtype, t.byteLength, t.name)) {
+  const tensors = layout.tensors;
+  const ahead = new ReadAhead(tensors.length, (i) => {
+    const t = tensors[i]!;
+    return tensorBytes(t.tensor, t.dtype, t.byteLength, t.name);
+  });
+  for (const [index, t] of tensors.entries()) {
+    for await (const bytes of ahead.stream(index)) {
       await sink.write(bytes);
       bytesWritten += bytes.byteLength;
       onProgress?.({

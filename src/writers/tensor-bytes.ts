@@ -58,3 +58,54 @@ function sizeMismatch(
     { key: name, hint: "Its shape or dtype does not describe its data." },
   );
 }
+
+/**
+ * The byte streams of several tensors written one after another, each started while the one
+ * before is still being written: when a tensor's stream begins, the next tensor's first chunk
+ * is requested at once, so reading it overlaps checksumming and writing this one. Each stream
+ * reads into its own buffer, so at most one chunk more than without it is held; within one
+ * stream, chunks are still asked for only once the previous one is consumed.
+ */
+export class ReadAhead {
+  private next: { index: number; stream: Started } | undefined;
+
+  constructor(
+    private readonly count: number,
+    private readonly open: (index: number) => AsyncGenerator<Uint8Array>,
+  ) {}
+
+  /** Stream `index` (call in order, 0 to count - 1). */
+  async *stream(index: number): AsyncGenerator<Uint8Array> {
+    const own = this.next?.index === index ? this.next.stream : start(this.open(index));
+    this.next =
+      index + 1 < this.count
+        ? { index: index + 1, stream: start(this.open(index + 1)) }
+        : undefined;
+    yield* own.chunks();
+  }
+}
+
+interface Started {
+  chunks(): AsyncGenerator<Uint8Array>;
+}
+
+/** Asks `generator` for its first chunk now; chunks() yields it, then the rest. */
+function start(generator: AsyncGenerator<Uint8Array>): Started {
+  const first = generator.next();
+  // Its error is rethrown by chunks(); until then it must not count as unhandled.
+  first.catch(() => {});
+  return {
+    async *chunks() {
+      let result = await first;
+      try {
+        while (!result.done) {
+          yield result.value;
+          result = await generator.next();
+        }
+      } finally {
+        // A consumer that stops early closes the stream, which gives its buffer back.
+        if (!result.done) await generator.return(undefined);
+      }
+    },
+  };
+}

@@ -25,7 +25,17 @@ const LIMIT_NAMES = Object.keys(DEFAULT_LIMITS) as (keyof PickleLimits)[];
 
 /** The defaults with `overrides` applied; each override must be a non-negative integer. */
 export function resolveLimits(overrides: Partial<PickleLimits> = {}): PickleLimits {
-  const limits = { ...DEFAULT_LIMITS };
+  // Spelled out rather than spread: a spread copy's hidden class can die between unpickles, and
+  // the unpickler's optimized loop is thrown away each time it does.
+  const limits: PickleLimits = {
+    maxMemo: DEFAULT_LIMITS.maxMemo,
+    maxStack: DEFAULT_LIMITS.maxStack,
+    maxMarkDepth: DEFAULT_LIMITS.maxMarkDepth,
+    maxContainerItems: DEFAULT_LIMITS.maxContainerItems,
+    maxLongBytes: DEFAULT_LIMITS.maxLongBytes,
+    maxStringBytes: DEFAULT_LIMITS.maxStringBytes,
+    maxOperations: DEFAULT_LIMITS.maxOperations,
+  };
   for (const name of LIMIT_NAMES) {
     const value = overrides[name];
     if (value === undefined) continue;

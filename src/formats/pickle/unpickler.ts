@@ -7,7 +7,8 @@ import { checkHashable } from "./hashable.js";
 import { limitExceeded, resolveLimits } from "./limits.js";
 import { isFrozenSet, markByteArray, markFrozenSet } from "./markers.js";
 import { Memo } from "./memo.js";
-import { HIGHEST_PROTOCOL, opcodeName } from "./opcodes.js";
+import { findMemoReads, type MemoReads } from "./memo-reads.js";
+import { HIGHEST_PROTOCOL, Op, opcodeName } from "./opcodes.js";
 import { PickleReader } from "./reader.js";
 import {
   decodeLatin1,
@@ -44,23 +45,32 @@ function tuple(items: PyValue[]): PyValue {
   return makeTuple(items) as PyValue;
 }
 
+/**
+ * The machine's state and the helpers its opcode handlers share. The handlers (OPCODES, below)
+ * are plain functions of the machine, so what they use is not private; nothing outside this
+ * module sees the class.
+ */
 class PickleMachine {
-  private readonly reader: PickleReader;
+  readonly reader: PickleReader;
   private readonly limits: PickleLimits;
-  private readonly policy: CallPolicy;
+  /** The memo entries the pickle reads, when that could be worked out before running it. */
+  private readonly memoReads: MemoReads | undefined;
+  readonly policy: CallPolicy;
   private readonly opaqueClasses = new Set<string>();
-  private protocol = 0;
+  protocol = 0;
   private operations = 0;
+  /** Set by STOP. */
+  private stopped = false;
 
-  private readonly stack: PyValue[] = [];
+  readonly stack: PyValue[] = [];
   /** Stack heights at each open MARK. */
-  private readonly marks: number[] = [];
+  readonly marks: number[] = [];
   /** Height of the innermost MARK (0 without one): values below it are out of reach. */
-  private base = 0;
-  private readonly memo = new Memo();
+  base = 0;
+  readonly memo = new Memo();
 
   constructor(
-    private readonly bytes: Uint8Array,
+    readonly bytes: Uint8Array,
     private readonly options: UnpickleOptions,
     start: number,
   ) {
@@ -73,6 +83,7 @@ class PickleMachine {
       this.limits,
     );
     this.policy = createCallPolicy(options, this.opaqueClasses);
+    this.memoReads = findMemoReads(bytes, start);
   }
 
   run(): UnpickleResult {
@@ -114,24 +125,24 @@ class PickleMachine {
 
   // ---------------------------------------------------------------- stack
 
-  private pop(): PyValue {
+  pop(): PyValue {
     if (this.stack.length <= this.base) throw this.underflow();
     return this.stack.pop()!;
   }
 
-  private top(): PyValue {
+  top(): PyValue {
     if (this.stack.length <= this.base) throw this.underflow();
     return this.stack[this.stack.length - 1]!;
   }
 
-  private underflow(): PickleError {
+  underflow(): PickleError {
     const op = opcodeName(this.bytes[this.reader.opStart]!);
     return this.marks.length > 0 && this.stack.length === this.base
       ? this.reader.fail("STACK_UNDERFLOW", `${op} needs a value but finds a MARK`)
       : this.reader.fail("STACK_UNDERFLOW", `${op} needs a value but the stack is empty`);
   }
 
-  private mark(): void {
+  mark(): void {
     if (this.marks.length >= this.limits.maxMarkDepth) {
       throw limitExceeded(
         "maxMarkDepth",
@@ -145,7 +156,7 @@ class PickleMachine {
   }
 
   /** Removes the innermost MARK and returns the values above it. */
-  private popMark(): PyValue[] {
+  popMark(): PyValue[] {
     if (this.marks.length === 0) {
       throw this.reader.fail(
         "MARK_MISSING",
@@ -159,7 +170,7 @@ class PickleMachine {
     return items;
   }
 
-  private checkItems(count: number): void {
+  checkItems(count: number): void {
     if (count > this.limits.maxContainerItems) {
       throw limitExceeded(
         "maxContainerItems",
@@ -172,8 +183,10 @@ class PickleMachine {
 
   // ---------------------------------------------------------------- memo
 
-  private memoPut(index: number, value: PyValue): void {
-    this.memo.set(index, value);
+  memoPut(index: number, value: PyValue): void {
+    // An entry the pickle never reads is stored as None: same memo, but the value can die young.
+    const reads = this.memoReads;
+    this.memo.set(index, reads === undefined || reads.has(index) ? value : null);
     if (this.memo.size > this.limits.maxMemo) {
       throw limitExceeded(
         "maxMemo",
@@ -184,7 +197,7 @@ class PickleMachine {
     }
   }
 
-  private memoGet(index: number): PyValue {
+  memoGet(index: number): PyValue {
     const value = this.memo.get(index);
     if (value === undefined) {
       throw this.reader.fail(
@@ -199,7 +212,7 @@ class PickleMachine {
   // ---------------------------------------------------------------- containers
 
   /** The list APPEND(S) extends by `adding` items: a list, or an opaque object's listItems. */
-  private listOf(target: PyValue, adding: number): PyValue[] {
+  listOf(target: PyValue, adding: number): PyValue[] {
     let list: PyValue[];
     if (Array.isArray(target) && !isTuple(target)) list = target;
     else if (target instanceof OpaqueObject) {
@@ -215,13 +228,13 @@ class PickleMachine {
     return list;
   }
 
-  private appendItems(items: PyValue[]): void {
+  appendItems(items: PyValue[]): void {
     const list = this.listOf(this.top(), items.length);
     for (const item of items) list.push(item);
   }
 
   /** The dict SETITEM(S) fills: a dict, or an opaque object's dictItems. */
-  private dictOf(target: PyValue): PyDict {
+  dictOf(target: PyValue): PyDict {
     if (target instanceof Map) return target;
     if (target instanceof OpaqueObject) {
       target.dictItems ??= new Map();
@@ -233,12 +246,12 @@ class PickleMachine {
     );
   }
 
-  private setItem(dict: PyDict, key: PyValue, value: PyValue): void {
+  setItem(dict: PyDict, key: PyValue, value: PyValue): void {
     if (typeof key === "object" && key !== null) checkHashable(key, "dict key");
     dict.set(key, value);
   }
 
-  private setItems(target: PyValue, items: PyValue[]): void {
+  setItems(target: PyValue, items: PyValue[]): void {
     if (items.length % 2 !== 0) {
       throw this.reader.fail("BAD_OPERAND", "SETITEMS with an odd number of values");
     }
@@ -247,13 +260,13 @@ class PickleMachine {
     this.checkItems(dict.size);
   }
 
-  private dictFrom(items: PyValue[]): PyDict {
+  dictFrom(items: PyValue[]): PyDict {
     const dict: PyDict = new Map();
     this.setItems(dict, items);
     return dict;
   }
 
-  private addItems(set: Set<PyValue>, items: PyValue[]): void {
+  addItems(set: Set<PyValue>, items: PyValue[]): void {
     for (const item of items) {
       if (typeof item === "object" && item !== null) checkHashable(item, "set member");
       set.add(item);
@@ -264,7 +277,7 @@ class PickleMachine {
   // ---------------------------------------------------------------- globals
 
   /** GLOBAL / STACK_GLOBAL / INST: a denied name refuses the file; Python 2 names are renamed. */
-  private findClass(module: string, name: string): PyGlobal {
+  findClass(module: string, name: string): PyGlobal {
     refuseDeniedGlobal(module, name, this.reader.where());
     const [module3, name3] = python3Name(module, name);
     if (module3 !== module || name3 !== name) {
@@ -273,7 +286,7 @@ class PickleMachine {
     return this.protocol < 3 ? new PyGlobal(module3, name3) : new PyGlobal(module, name);
   }
 
-  private persistentLoad(pid: PyValue): PyValue {
+  persistentLoad(pid: PyValue): PyValue {
     const load = this.options.persistentLoad;
     if (!load) {
       throw this.reader.fail(
@@ -287,374 +300,299 @@ class PickleMachine {
 
   // ---------------------------------------------------------------- the machine
 
+  /**
+   * The main loop: one opcode at a time, each done by its handler in OPCODES. Kept this small on
+   * purpose. V8 compiles a loop this size in a fraction of a millisecond, and a handler's
+   * compiled code depends only on what that handler touches: when a full garbage collection
+   * drops the hidden classes of the previous unpickle's values (tuples, opaque objects), only
+   * the small handlers that saw them recompile. With every opcode inlined into one large switch,
+   * each open after a collection recompiled the whole loop (20–50 ms of compiler time, several
+   * times per checkpoint) and ran unoptimized meanwhile.
+   */
   private execute(): PyValue {
-    const { bytes, stack, limits } = this;
-    for (;;) {
-      const op = this.reader.opcode();
+    const { stack, limits, reader } = this;
+    while (!this.stopped) {
+      const op = reader.opcode();
       if (++this.operations > limits.maxOperations) {
         throw limitExceeded(
           "maxOperations",
           "the number of opcodes",
           limits.maxOperations,
-          this.reader.where(),
+          reader.where(),
         );
       }
-      switch (op) {
-        case 0x2e: {
-          // STOP
-          if (stack.length !== 1 || this.marks.length > 0) {
-            throw this.reader.fail(
-              "BAD_STOP",
-              `STOP with ${stack.length} values and ${this.marks.length} MARKs on the stack (expected exactly one value)`,
-            );
-          }
-          return stack[0]!;
-        }
-        case 0x28: // MARK
-          this.mark();
-          break;
-        case 0x4e: // NONE
-          stack.push(null);
-          break;
-        case 0x88: // NEWTRUE
-          stack.push(true);
-          break;
-        case 0x89: // NEWFALSE
-          stack.push(false);
-          break;
-        case 0x4a: // BININT
-          stack.push(this.reader.view.getInt32(this.reader.take(4), true));
-          break;
-        case 0x4b: // BININT1
-          stack.push(bytes[this.reader.take(1)]!);
-          break;
-        case 0x4d: // BININT2
-          stack.push(this.reader.view.getUint16(this.reader.take(2), true));
-          break;
-        case 0x47: // BINFLOAT (big-endian)
-          stack.push(this.reader.view.getFloat64(this.reader.take(8), false));
-          break;
-
-        case 0x58: // BINUNICODE
-          stack.push(this.reader.utf8String(this.reader.uint32()));
-          break;
-        case 0x8c: // SHORT_BINUNICODE
-          stack.push(this.reader.utf8String(bytes[this.reader.take(1)]!));
-          break;
-        case 0x42: // BINBYTES
-          stack.push(this.reader.byteString(this.reader.uint32()));
-          break;
-        case 0x43: // SHORT_BINBYTES
-          stack.push(this.reader.byteString(bytes[this.reader.take(1)]!));
-          break;
-        case 0x29: // EMPTY_TUPLE: Python's () is one shared object too
-          stack.push(EMPTY_TUPLE);
-          break;
-        case 0x5d: // EMPTY_LIST
-          stack.push([]);
-          break;
-        case 0x7d: // EMPTY_DICT
-          stack.push(new Map());
-          break;
-        case 0x74: // TUPLE
-          stack.push(tuple(this.popMark()));
-          break;
-        case 0x85: // TUPLE1
-          stack.push(tuple([this.pop()]));
-          break;
-        case 0x86: {
-          // TUPLE2
-          const second = this.pop();
-          stack.push(tuple([this.pop(), second]));
-          break;
-        }
-        case 0x87: {
-          // TUPLE3
-          const third = this.pop();
-          const second = this.pop();
-          stack.push(tuple([this.pop(), second, third]));
-          break;
-        }
-        case 0x61: {
-          // APPEND
-          const value = this.pop();
-          this.listOf(this.top(), 1).push(value);
-          break;
-        }
-        case 0x65: // APPENDS
-          this.appendItems(this.popMark());
-          break;
-        case 0x73: {
-          // SETITEM
-          const value = this.pop();
-          const key = this.pop();
-          const dict = this.dictOf(this.top());
-          this.setItem(dict, key, value);
-          this.checkItems(dict.size);
-          break;
-        }
-        case 0x75: {
-          // SETITEMS: the dict is below the MARK
-          const items = this.popMark();
-          this.setItems(this.top(), items);
-          break;
-        }
-        case 0x71: // BINPUT
-          this.memoPut(bytes[this.reader.take(1)]!, this.top());
-          break;
-        case 0x72: // LONG_BINPUT
-          this.memoPut(this.reader.uint32(), this.top());
-          break;
-        case 0x94: // MEMOIZE
-          this.memoPut(this.memo.size, this.top());
-          break;
-        case 0x68: // BINGET
-          stack.push(this.memoGet(bytes[this.reader.take(1)]!));
-          break;
-        case 0x6a: // LONG_BINGET
-          stack.push(this.memoGet(this.reader.uint32()));
-          break;
-
-        case 0x52: {
-          // REDUCE
-          const args = this.pop();
-          const callable = this.pop();
-          stack.push(this.policy.call(callable, args, "REDUCE"));
-          break;
-        }
-        case 0x81: {
-          // NEWOBJ
-          const args = this.pop();
-          const cls = this.pop();
-          stack.push(this.policy.construct(cls, args, new Map(), "NEWOBJ"));
-          break;
-        }
-        case 0x62: {
-          // BUILD
-          const state = this.pop();
-          this.policy.build(this.top(), state);
-          break;
-        }
-        case 0x51: // BINPERSID
-          stack.push(this.persistentLoad(this.pop()));
-          break;
-
-        default:
-          this.rareOpcode(op);
-      }
+      OPCODES[op]!(this, op);
       if (stack.length > limits.maxStack) {
         throw limitExceeded(
           "maxStack",
           `a stack of ${stack.length} values`,
           limits.maxStack,
-          this.reader.where(),
+          reader.where(),
         );
       }
     }
+    return stack[0]!;
   }
 
-  /**
-   * Opcodes a torch checkpoint rarely or never uses (protocol 0 text, frames, sets, refusals),
-   * kept out of the hot loop so that it stays small enough for the JIT to optimize early.
-   */
-  private rareOpcode(op: number): void {
-    const { bytes, stack } = this;
-    switch (op) {
-      case 0x80: {
-        // PROTO
-        const version = bytes[this.reader.take(1)]!;
-        if (version > HIGHEST_PROTOCOL) {
-          throw this.reader.fail("UNSUPPORTED_PROTOCOL", `unsupported pickle protocol ${version}`);
-        }
-        this.protocol = version;
-        break;
-      }
-      case 0x95: // FRAME
-        this.reader.enterFrame(this.reader.uint64());
-        break;
-      case 0x30: // POP
-        if (stack.length > this.base) stack.pop();
-        else if (this.marks.length > 0) this.popMark();
-        else throw this.underflow();
-        break;
-      case 0x31: // POP_MARK
-        this.popMark();
-        break;
-      case 0x32: // DUP
-        stack.push(this.top());
-        break;
-
-      case 0x49: // INT
-        stack.push(this.reader.textInt(false));
-        break;
-      case 0x4c: // LONG
-        stack.push(this.reader.textInt(true));
-        break;
-      case 0x8a: // LONG1
-        stack.push(this.reader.longBytes(bytes[this.reader.take(1)]!));
-        break;
-      case 0x8b: {
-        // LONG4
-        const n = this.reader.view.getInt32(this.reader.take(4), true);
-        if (n < 0) throw this.reader.fail("BAD_LENGTH", `LONG4 with negative byte count ${n}`);
-        stack.push(this.reader.longBytes(n));
-        break;
-      }
-      case 0x46: // FLOAT
-        stack.push(parseFloatLiteral(this.reader.lineText()));
-        break;
-      case 0x8d: // BINUNICODE8
-        stack.push(this.reader.utf8String(this.reader.uint64()));
-        break;
-      case 0x56: {
-        // UNICODE (raw-unicode-escape)
-        const [start, end] = this.reader.line();
-        stack.push(decodeRawUnicodeEscape(bytes, start, end));
-        break;
-      }
-      case 0x8e: // BINBYTES8
-        stack.push(this.reader.byteString(this.reader.uint64()));
-        break;
-      case 0x96: // BYTEARRAY8
-        stack.push(markByteArray(this.reader.byteString(this.reader.uint64())));
-        break;
-      case 0x54: {
-        // BINSTRING
-        const n = this.reader.view.getInt32(this.reader.take(4), true);
-        if (n < 0) throw this.reader.fail("BAD_LENGTH", `BINSTRING with negative byte count ${n}`);
-        stack.push(this.reader.python2String(n));
-        break;
-      }
-      case 0x55: // SHORT_BINSTRING
-        stack.push(this.reader.python2String(bytes[this.reader.take(1)]!));
-        break;
-      case 0x53: {
-        // STRING: a quoted Python 2 str literal
-        const [start, end] = this.reader.line();
-        const quote = bytes[start];
-        if (end - start < 2 || (quote !== 0x22 && quote !== 0x27) || bytes[end - 1] !== quote) {
-          throw this.reader.fail("BAD_STRING", "the STRING opcode argument must be quoted");
-        }
-        const raw = decodeStringEscapes(bytes, start + 1, end - 1);
-        stack.push(decodeUtf8(raw, 0, raw.length) ?? raw);
-        break;
-      }
-
-      case 0x8f: // EMPTY_SET
-        stack.push(new Set());
-        break;
-      case 0x6c: // LIST
-        stack.push(this.popMark());
-        break;
-      case 0x64: // DICT
-        stack.push(this.dictFrom(this.popMark()));
-        break;
-      case 0x91: {
-        // FROZENSET
-        const set = markFrozenSet(new Set());
-        this.addItems(set, this.popMark());
-        stack.push(set);
-        break;
-      }
-      case 0x90: {
-        // ADDITEMS
-        const items = this.popMark();
-        const target = this.top();
-        if (!(target instanceof Set) || isFrozenSet(target)) {
-          throw this.reader.fail(
-            "BAD_OPERAND",
-            `ADDITEMS to a ${pyTypeName(target)}, which is not a set`,
-          );
-        }
-        this.addItems(target, items);
-        break;
-      }
-
-      case 0x70: // PUT
-        this.memoPut(this.reader.memoIndexText(), this.top());
-        break;
-      case 0x67: // GET
-        stack.push(this.memoGet(this.reader.memoIndexText()));
-        break;
-      case 0x63: {
-        // GLOBAL
-        const module = this.reader.lineUtf8();
-        stack.push(this.findClass(module, this.reader.lineUtf8()));
-        break;
-      }
-      case 0x93: {
-        // STACK_GLOBAL
-        const name = this.pop();
-        const module = this.pop();
-        if (typeof module !== "string" || typeof name !== "string") {
-          throw this.reader.fail(
-            "BAD_OPERAND",
-            `STACK_GLOBAL needs two str, got ${pyTypeName(module)} and ${pyTypeName(name)}`,
-          );
-        }
-        stack.push(this.findClass(module, name));
-        break;
-      }
-      case 0x69: {
-        // INST: GLOBAL and a call on the values above a MARK
-        const module = this.reader.lineUtf8();
-        const cls = this.findClass(module, this.reader.lineUtf8());
-        stack.push(this.policy.call(cls, tuple(this.popMark()), "INST"));
-        break;
-      }
-      case 0x6f: {
-        // OBJ: the class is the first value above the MARK
-        const items = this.popMark();
-        if (items.length === 0) {
-          throw this.reader.fail("STACK_UNDERFLOW", "OBJ needs a class after its MARK");
-        }
-        stack.push(this.policy.call(items[0]!, tuple(items.slice(1)), "OBJ"));
-        break;
-      }
-      case 0x92: {
-        // NEWOBJ_EX
-        const kwargs = this.pop();
-        const args = this.pop();
-        const cls = this.pop();
-        if (!(kwargs instanceof Map)) {
-          throw this.reader.fail(
-            "BAD_OPERAND",
-            `NEWOBJ_EX keyword arguments must be a dict, not ${pyTypeName(kwargs)}`,
-          );
-        }
-        stack.push(this.policy.construct(cls, args, kwargs, "NEWOBJ_EX"));
-        break;
-      }
-      case 0x50: {
-        // PERSID: an ASCII persistent id
-        const [start, end] = this.reader.line();
-        for (let i = start; i < end; i++) {
-          if (bytes[i]! >= 0x80) {
-            throw this.reader.fail("BAD_STRING", "PERSID persistent id is not ASCII");
-          }
-        }
-        stack.push(this.persistentLoad(decodeLatin1(bytes, start, end)));
-        break;
-      }
-      case 0x82: // EXT1
-      case 0x83: // EXT2
-      case 0x84: // EXT4
-        throw this.reader.fail(
-          "EXTENSION_CODE",
-          `${opcodeName(op)} refers to the copyreg extension registry, which loadout does not have`,
-        );
-      case 0x97: // NEXT_BUFFER
-      case 0x98: // READONLY_BUFFER
-        throw this.reader.fail(
-          "OUT_OF_BAND_BUFFER",
-          `${opcodeName(op)} refers to an out-of-band buffer, which loadout does not accept`,
-        );
-      default:
-        throw this.reader.fail(
-          "UNKNOWN_OPCODE",
-          `unknown pickle opcode 0x${op.toString(16).padStart(2, "0")}`,
-          "This is not a pickle, or it is corrupt.",
-        );
+  /** STOP: the one value left on the stack is the result. */
+  stop(): void {
+    const { stack } = this;
+    if (stack.length !== 1 || this.marks.length > 0) {
+      throw this.reader.fail(
+        "BAD_STOP",
+        `STOP with ${stack.length} values and ${this.marks.length} MARKs on the stack (expected exactly one value)`,
+      );
     }
+    this.stopped = true;
+  }
+
+  /** Pushes a value read from the opcode's argument (most handlers are one of these). */
+  push(value: PyValue): void {
+    this.stack.push(value);
   }
 }
+
+/** What one opcode does to the machine; `op` is the opcode byte, for handlers shared by several. */
+type OpcodeHandler = (m: PickleMachine, op: number) => void;
+
+/**
+ * Every opcode of protocols 0-5 (CPython 3.11), by byte. Torch checkpoints use the first group;
+ * the rest are protocol 0 text, frames, sets and the opcodes loadout refuses.
+ */
+const OPCODES = opcodeTable({
+  [Op.STOP]: (m) => m.stop(),
+  [Op.MARK]: (m) => m.mark(),
+  [Op.NONE]: (m) => m.push(null),
+  [Op.NEWTRUE]: (m) => m.push(true),
+  [Op.NEWFALSE]: (m) => m.push(false),
+  [Op.BININT]: (m) => m.push(m.reader.view.getInt32(m.reader.take(4), true)),
+  [Op.BININT1]: (m) => m.push(m.bytes[m.reader.take(1)]!),
+  [Op.BININT2]: (m) => m.push(m.reader.view.getUint16(m.reader.take(2), true)),
+  // Big-endian, as struct.pack(">d") writes it.
+  [Op.BINFLOAT]: (m) => m.push(m.reader.view.getFloat64(m.reader.take(8), false)),
+  [Op.BINUNICODE]: (m) => m.push(m.reader.utf8String(m.reader.uint32())),
+  [Op.SHORT_BINUNICODE]: (m) => m.push(m.reader.utf8String(m.bytes[m.reader.take(1)]!)),
+  [Op.BINBYTES]: (m) => m.push(m.reader.byteString(m.reader.uint32())),
+  [Op.SHORT_BINBYTES]: (m) => m.push(m.reader.byteString(m.bytes[m.reader.take(1)]!)),
+  // Python's () is one shared object too.
+  [Op.EMPTY_TUPLE]: (m) => m.push(EMPTY_TUPLE),
+  [Op.EMPTY_LIST]: (m) => m.push([]),
+  [Op.EMPTY_DICT]: (m) => m.push(new Map()),
+  [Op.TUPLE]: (m) => m.push(tuple(m.popMark())),
+  [Op.TUPLE1]: (m) => m.push(tuple([m.pop()])),
+  [Op.TUPLE2]: (m) => {
+    const second = m.pop();
+    m.push(tuple([m.pop(), second]));
+  },
+  [Op.TUPLE3]: (m) => {
+    const third = m.pop();
+    const second = m.pop();
+    m.push(tuple([m.pop(), second, third]));
+  },
+  [Op.APPEND]: (m) => {
+    const value = m.pop();
+    m.listOf(m.top(), 1).push(value);
+  },
+  [Op.APPENDS]: (m) => m.appendItems(m.popMark()),
+  [Op.SETITEM]: (m) => {
+    const value = m.pop();
+    const key = m.pop();
+    const dict = m.dictOf(m.top());
+    m.setItem(dict, key, value);
+    m.checkItems(dict.size);
+  },
+  // The dict is below the MARK.
+  [Op.SETITEMS]: (m) => {
+    const items = m.popMark();
+    m.setItems(m.top(), items);
+  },
+  [Op.BINPUT]: (m) => m.memoPut(m.bytes[m.reader.take(1)]!, m.top()),
+  [Op.LONG_BINPUT]: (m) => m.memoPut(m.reader.uint32(), m.top()),
+  [Op.MEMOIZE]: (m) => m.memoPut(m.memo.size, m.top()),
+  [Op.BINGET]: (m) => m.push(m.memoGet(m.bytes[m.reader.take(1)]!)),
+  [Op.LONG_BINGET]: (m) => m.push(m.memoGet(m.reader.uint32())),
+  [Op.REDUCE]: (m) => {
+    const args = m.pop();
+    const callable = m.pop();
+    m.push(m.policy.call(callable, args, "REDUCE"));
+  },
+  [Op.NEWOBJ]: (m) => {
+    const args = m.pop();
+    const cls = m.pop();
+    m.push(m.policy.construct(cls, args, new Map(), "NEWOBJ"));
+  },
+  [Op.BUILD]: (m) => {
+    const state = m.pop();
+    m.policy.build(m.top(), state);
+  },
+  [Op.BINPERSID]: (m) => m.push(m.persistentLoad(m.pop())),
+
+  [Op.PROTO]: (m) => {
+    const version = m.bytes[m.reader.take(1)]!;
+    if (version > HIGHEST_PROTOCOL) {
+      throw m.reader.fail("UNSUPPORTED_PROTOCOL", `unsupported pickle protocol ${version}`);
+    }
+    m.protocol = version;
+  },
+  [Op.FRAME]: (m) => m.reader.enterFrame(m.reader.uint64()),
+  [Op.POP]: (m) => {
+    if (m.stack.length > m.base) m.stack.pop();
+    else if (m.marks.length > 0) m.popMark();
+    else throw m.underflow();
+  },
+  [Op.POP_MARK]: (m) => {
+    m.popMark();
+  },
+  [Op.DUP]: (m) => m.push(m.top()),
+
+  [Op.INT]: (m) => m.push(m.reader.textInt(false)),
+  [Op.LONG]: (m) => m.push(m.reader.textInt(true)),
+  [Op.LONG1]: (m) => m.push(m.reader.longBytes(m.bytes[m.reader.take(1)]!)),
+  [Op.LONG4]: (m) => {
+    const n = m.reader.view.getInt32(m.reader.take(4), true);
+    if (n < 0) throw m.reader.fail("BAD_LENGTH", `LONG4 with negative byte count ${n}`);
+    m.push(m.reader.longBytes(n));
+  },
+  [Op.FLOAT]: (m) => m.push(parseFloatLiteral(m.reader.lineText())),
+  [Op.BINUNICODE8]: (m) => m.push(m.reader.utf8String(m.reader.uint64())),
+  // Raw-unicode-escape text.
+  [Op.UNICODE]: (m) => {
+    const [start, end] = m.reader.line();
+    m.push(decodeRawUnicodeEscape(m.bytes, start, end));
+  },
+  [Op.BINBYTES8]: (m) => m.push(m.reader.byteString(m.reader.uint64())),
+  [Op.BYTEARRAY8]: (m) => m.push(markByteArray(m.reader.byteString(m.reader.uint64()))),
+  [Op.BINSTRING]: (m) => {
+    const n = m.reader.view.getInt32(m.reader.take(4), true);
+    if (n < 0) throw m.reader.fail("BAD_LENGTH", `BINSTRING with negative byte count ${n}`);
+    m.push(m.reader.python2String(n));
+  },
+  [Op.SHORT_BINSTRING]: (m) => m.push(m.reader.python2String(m.bytes[m.reader.take(1)]!)),
+  // A quoted Python 2 str literal.
+  [Op.STRING]: (m) => {
+    const { bytes } = m;
+    const [start, end] = m.reader.line();
+    const quote = bytes[start];
+    if (end - start < 2 || (quote !== 0x22 && quote !== 0x27) || bytes[end - 1] !== quote) {
+      throw m.reader.fail("BAD_STRING", "the STRING opcode argument must be quoted");
+    }
+    const raw = decodeStringEscapes(bytes, start + 1, end - 1);
+    m.push(decodeUtf8(raw, 0, raw.length) ?? raw);
+  },
+
+  [Op.EMPTY_SET]: (m) => m.push(new Set()),
+  [Op.LIST]: (m) => m.push(m.popMark()),
+  [Op.DICT]: (m) => m.push(m.dictFrom(m.popMark())),
+  [Op.FROZENSET]: (m) => {
+    const set = markFrozenSet(new Set());
+    m.addItems(set, m.popMark());
+    m.push(set);
+  },
+  [Op.ADDITEMS]: (m) => {
+    const items = m.popMark();
+    const target = m.top();
+    if (!(target instanceof Set) || isFrozenSet(target)) {
+      throw m.reader.fail("BAD_OPERAND", `ADDITEMS to a ${pyTypeName(target)}, which is not a set`);
+    }
+    m.addItems(target, items);
+  },
+
+  [Op.PUT]: (m) => m.memoPut(m.reader.memoIndexText(), m.top()),
+  [Op.GET]: (m) => m.push(m.memoGet(m.reader.memoIndexText())),
+  [Op.GLOBAL]: (m) => {
+    const module = m.reader.lineUtf8();
+    m.push(m.findClass(module, m.reader.lineUtf8()));
+  },
+  [Op.STACK_GLOBAL]: (m) => {
+    const name = m.pop();
+    const module = m.pop();
+    if (typeof module !== "string" || typeof name !== "string") {
+      throw m.reader.fail(
+        "BAD_OPERAND",
+        `STACK_GLOBAL needs two str, got ${pyTypeName(module)} and ${pyTypeName(name)}`,
+      );
+    }
+    m.push(m.findClass(module, name));
+  },
+  // GLOBAL and a call on the values above a MARK.
+  [Op.INST]: (m) => {
+    const module = m.reader.lineUtf8();
+    const cls = m.findClass(module, m.reader.lineUtf8());
+    m.push(m.policy.call(cls, tuple(m.popMark()), "INST"));
+  },
+  // The class is the first value above the MARK.
+  [Op.OBJ]: (m) => {
+    const items = m.popMark();
+    if (items.length === 0) {
+      throw m.reader.fail("STACK_UNDERFLOW", "OBJ needs a class after its MARK");
+    }
+    m.push(m.policy.call(items[0]!, tuple(items.slice(1)), "OBJ"));
+  },
+  [Op.NEWOBJ_EX]: (m) => {
+    const kwargs = m.pop();
+    const args = m.pop();
+    const cls = m.pop();
+    if (!(kwargs instanceof Map)) {
+      throw m.reader.fail(
+        "BAD_OPERAND",
+        `NEWOBJ_EX keyword arguments must be a dict, not ${pyTypeName(kwargs)}`,
+      );
+    }
+    m.push(m.policy.construct(cls, args, kwargs, "NEWOBJ_EX"));
+  },
+  // An ASCII persistent id.
+  [Op.PERSID]: (m) => {
+    const { bytes } = m;
+    const [start, end] = m.reader.line();
+    for (let i = start; i < end; i++) {
+      if (bytes[i]! >= 0x80) {
+        throw m.reader.fail("BAD_STRING", "PERSID persistent id is not ASCII");
+      }
+    }
+    m.push(m.persistentLoad(decodeLatin1(bytes, start, end)));
+  },
+  [Op.EXT1]: refuseExtension,
+  [Op.EXT2]: refuseExtension,
+  [Op.EXT4]: refuseExtension,
+  [Op.NEXT_BUFFER]: refuseOutOfBandBuffer,
+  [Op.READONLY_BUFFER]: refuseOutOfBandBuffer,
+});
+
+function refuseExtension(m: PickleMachine, op: number): void {
+  throw m.reader.fail(
+    "EXTENSION_CODE",
+    `${opcodeName(op)} refers to the copyreg extension registry, which loadout does not have`,
+  );
+}
+
+function refuseOutOfBandBuffer(m: PickleMachine, op: number): void {
+  throw m.reader.fail(
+    "OUT_OF_BAND_BUFFER",
+    `${opcodeName(op)} refers to an out-of-band buffer, which loadout does not accept`,
+  );
+}
+
+function unknownOpcode(m: PickleMachine, op: number): void {
+  throw m.reader.fail(
+    "UNKNOWN_OPCODE",
+    `unknown pickle opcode 0x${op.toString(16).padStart(2, "0")}`,
+    "This is not a pickle, or it is corrupt.",
+  );
+}
+
+/** A 256-entry table, every byte without a handler refused as an unknown opcode. */
+function opcodeTable(handlers: Record<number, OpcodeHandler>): readonly OpcodeHandler[] {
+  const table = new Array<OpcodeHandler>(256).fill(unknownOpcode);
+  for (const [byte, handler] of Object.entries(handlers)) table[Number(byte)] = handler;
+  return table;
+}
+
+/**
+ * V8 forgets a hidden class (object shape) once a full garbage collection finds no object using
+ * it, and throws away the optimized code built for it. Each unpickle's machine, reader and memo
+ * are garbage by the next one, so every open after a full collection recompiled the main loop
+ * (20–50 ms of compiler time, running unoptimized meanwhile). One tiny machine kept for the life
+ * of the module keeps their classes alive; it has unpickled `None` and holds nothing else.
+ */
+const shapeKeeper = new PickleMachine(new Uint8Array([0x80, 0x02, 0x4e, 0x2e]), {}, 0);
+shapeKeeper.run();

@@ -48,7 +48,15 @@ export function parseStorageId(pid: PyValue, withView: boolean, file: string): S
   if (!Array.isArray(pid) || pid.length !== length) {
     throw bad(`expected a tuple of ${length} items, got ${describe(pid)}`);
   }
-  const [tag, storageType, rawKey, location, numel, view] = pid as PyValue[];
+  // Indexed rather than destructured: this runs once per tensor, and a tuple is a frozen array,
+  // which array destructuring walks with the generic iterator.
+  const items = pid as readonly PyValue[];
+  const tag = items[0]!;
+  const storageType = items[1]!;
+  const rawKey = items[2]!;
+  const location = items[3]!;
+  const numel = items[4]!;
+  const view = items[5];
   if (asKeyString(tag) !== "storage") throw bad(`unknown kind ${describe(tag)}`);
   if (!(storageType instanceof PyGlobal)) throw bad(`storage type is ${describe(storageType)}`);
   const kind = storageKind(storageType.module, storageType.name);

@@ -2,7 +2,14 @@ import { FormatError, UnsafeCheckpointError, UnsupportedFormatError } from "../.
 import type { DType } from "../../tensors/dtype.js";
 import { Tensor } from "../../tensors/tensor.js";
 import type { CallContext, GlobalHandler } from "../pickle/types.js";
-import { isDict, makeTuple, PyGlobal, type PyObjectLike, type PyValue } from "../pickle/values.js";
+import {
+  isDict,
+  isTuple,
+  makeTuple,
+  PyGlobal,
+  type PyObjectLike,
+  type PyValue,
+} from "../pickle/values.js";
 import { describe } from "./describe.js";
 import { torchDType } from "./dtypes.js";
 import { numpyArrayTensor } from "./numpy-array.js";
@@ -224,7 +231,8 @@ function unsupported(code: string, what: string): Call {
 function torchSize(args: readonly PyValue[], context: CallContext): PyValue {
   expectArity(args, 0, 1, context);
   const sizes = args.length === 0 ? [] : expectIndices(args[0], "sizes", context);
-  return makeTuple(sizes) as PyValue;
+  // A new tuple, as torch.Size(t) is a new object: the tree must not gain a shared container.
+  return makeTuple([...sizes]) as PyValue;
 }
 
 /** `torch.device("cuda:1")` or `torch.device("cuda", 1)` → an inert TorchDevice. */
@@ -309,9 +317,25 @@ function expectIndex(value: PyValue | undefined, name: string, context: CallCont
   return value;
 }
 
-function expectIndices(value: PyValue | undefined, name: string, context: CallContext): number[] {
+/**
+ * A tuple or list of non-negative integers. A tuple that passes is returned as it is (it is
+ * frozen, so a Tensor can keep it without a copy); a list is copied into a new array.
+ */
+function expectIndices(
+  value: PyValue | undefined,
+  name: string,
+  context: CallContext,
+): readonly number[] {
   if (!Array.isArray(value)) throw badArgument(context, name, "a tuple of integers", value);
-  return value.map((item: PyValue) => expectIndex(item, `${name} element`, context));
+  const items: readonly PyValue[] = value;
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i]!;
+    if (typeof item !== "number" || !Number.isSafeInteger(item) || item < 0) {
+      throw badArgument(context, `${name} element`, "a non-negative integer", item);
+    }
+  }
+  const indices = items as readonly number[];
+  return isTuple(items) ? indices : Object.freeze(indices.slice());
 }
 
 function expectDType(value: PyValue | undefined, name: string, context: CallContext): DType {

@@ -21,9 +21,14 @@ export function makeTorchStorage(init: {
   untyped: boolean;
   key: string;
 }): TorchStorage {
+  // Spelled out rather than spread: one storage per tensor, and a literal is cheaper to build.
   return Object.freeze({
     pyClass: init.untyped ? "torch.storage.UntypedStorage" : "torch.storage.TypedStorage",
-    ...init,
+    source: init.source,
+    dtype: init.dtype,
+    bigEndian: init.bigEndian,
+    untyped: init.untyped,
+    key: init.key,
   });
 }
 

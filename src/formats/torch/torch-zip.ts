@@ -5,9 +5,10 @@ import type { PyValue } from "../pickle/values.js";
 import type { FormatOptions, OpenedFormat } from "../types.js";
 import { readZipArchive, type ZipArchive, type ZipEntry } from "../zip/zip.js";
 import { MAX_PICKLE_BYTES, MAX_TEXT_RECORD_BYTES, pickleTooLarge } from "./limits.js";
-import { parseStorageId } from "./persistent-id.js";
+import { parseStorageId, type StorageRef } from "./persistent-id.js";
 import { resolveTorchGlobal } from "./rebuild.js";
 import { makeTorchStorage, type TorchStorage } from "./storage.js";
+import { StorageKeyMap } from "./storage-keys.js";
 
 /**
  * torch.save's zip format (torch >= 1.6): `<folder>/data.pkl` holds the object, each storage is
@@ -92,7 +93,10 @@ export async function openTorchZip(
 
 /** The one `<folder>/data.pkl` at depth one (torch accepts any folder name). */
 function findDataPickle(archive: ZipArchive, file: string): ZipEntry {
-  const candidates = archive.entries.filter((entry) => /^[^/]+\/data\.pkl$/.test(entry.name));
+  // endsWith first: the regular expression then runs for the one or two names that could match.
+  const candidates = archive.entries.filter(
+    (entry) => entry.name.endsWith("/data.pkl") && /^[^/]+\/data\.pkl$/.test(entry.name),
+  );
   if (candidates.length === 1) return candidates[0]!;
   if (candidates.length === 0) {
     throw new FormatError(
@@ -130,8 +134,8 @@ function refuseTorchScript(archive: ZipArchive, folder: string, file: string): v
 
 /**
  * persistent_load for zip files: `('storage', storage_type, key, location, numel)` → the lazy
- * entry `<folder>/data/<key>`. The same key gives the same storage object (shared storage stays
- * shared); the location is ignored (loadout reads to the CPU).
+ * entry `<folder>/data/<key>`. The same key, dtype and length give the same storage object
+ * (shared storage stays shared); the location is ignored (loadout reads to the CPU).
  */
 function storageLoader(
   archive: ZipArchive,
@@ -139,54 +143,86 @@ function storageLoader(
   bigEndian: boolean,
   file: string,
 ): (pid: PyValue) => PyValue {
-  const storages = new Map<string, TorchStorage>();
+  const entries = storageEntries(archive, folder);
+  // Keyed by the storage key alone; a key seen again with another dtype or length (rare) is
+  // kept in `variants`.
+  const storages = new StorageKeyMap<TorchStorage>(archive.entries.length);
+  const variants = new Map<string, TorchStorage>();
   return (pid) => {
     const ref = parseStorageId(pid, false, file);
-    const cacheKey = `${ref.key}\u0000${ref.dtype}\u0000${ref.byteLength}`;
-    const known = storages.get(cacheKey);
-    if (known) return known;
-    const name = `${folder}/data/${ref.key}`;
-    const entry = archive.byName.get(name);
-    if (!entry) {
-      throw new FormatError(
-        "MISSING_STORAGE",
-        `the pickle refers to storage '${ref.key}' but there is no ${name}`,
-        {
-          file,
-          hint: "The checkpoint is incomplete or corrupt.",
-        },
-      );
+    const first = storages.get(ref.key);
+    if (first && first.dtype === ref.dtype && first.source.size === ref.byteLength) return first;
+    const variantKey = first && `${ref.key}\u0000${ref.dtype}\u0000${ref.byteLength}`;
+    if (variantKey) {
+      const known = variants.get(variantKey);
+      if (known) return known;
     }
-    if (entry.uncompressedSize < ref.byteLength) {
-      throw new FormatError(
-        "STORAGE_TOO_SMALL",
-        `storage '${ref.key}' holds ${entry.uncompressedSize} bytes but ${ref.numel} elements of ${ref.dtype} need ${ref.byteLength}`,
-        { file, hint: "The checkpoint is truncated or corrupt." },
-      );
-    }
-    const whole = archive.entrySource(entry);
-    const source =
-      whole.size === ref.byteLength ? whole : new SliceSource(whole, 0, ref.byteLength, whole.name);
-    const storage = makeTorchStorage({
-      source,
-      dtype: ref.dtype,
-      bigEndian,
-      untyped: ref.untyped,
-      key: ref.key,
-    });
-    storages.set(cacheKey, storage);
+    const storage = loadStorage(archive, entries.get(ref.key), folder, bigEndian, file, ref);
+    if (variantKey) variants.set(variantKey, storage);
+    else storages.set(ref.key, storage);
     return storage;
   };
+}
+
+/** The entries `<folder>/data/<key>`, by key. */
+function storageEntries(archive: ZipArchive, folder: string): StorageKeyMap<ZipEntry> {
+  const prefix = `${folder}/data/`;
+  const entries = new StorageKeyMap<ZipEntry>(archive.entries.length);
+  for (const entry of archive.entries) {
+    if (entry.name.startsWith(prefix)) entries.setAt(entry.name, prefix.length, entry);
+  }
+  return entries;
+}
+
+/** The lazy storage in `entry`, checked to exist and to hold at least the bytes `ref` needs. */
+function loadStorage(
+  archive: ZipArchive,
+  entry: ZipEntry | undefined,
+  folder: string,
+  bigEndian: boolean,
+  file: string,
+  ref: StorageRef,
+): TorchStorage {
+  if (!entry) {
+    throw new FormatError(
+      "MISSING_STORAGE",
+      `the pickle refers to storage '${ref.key}' but there is no ${folder}/data/${ref.key}`,
+      {
+        file,
+        hint: "The checkpoint is incomplete or corrupt.",
+      },
+    );
+  }
+  if (entry.uncompressedSize < ref.byteLength) {
+    throw new FormatError(
+      "STORAGE_TOO_SMALL",
+      `storage '${ref.key}' holds ${entry.uncompressedSize} bytes but ${ref.numel} elements of ${ref.dtype} need ${ref.byteLength}`,
+      { file, hint: "The checkpoint is truncated or corrupt." },
+    );
+  }
+  const whole = archive.entrySource(entry);
+  const source =
+    whole.size === ref.byteLength ? whole : new SliceSource(whole, 0, ref.byteLength, whole.name);
+  return makeTorchStorage({
+    source,
+    dtype: ref.dtype,
+    bigEndian,
+    untyped: ref.untyped,
+    key: ref.key,
+  });
 }
 
 /** Every entry of the folder that is not torch's own: extra files saved alongside (lazy). */
 function otherRecords(archive: ZipArchive, folder: string): ReadonlyMap<string, ByteSource> {
   const records = new Map<string, ByteSource>();
   const prefix = `${folder}/`;
+  // Storages are most of the entries: passed over before a name is cut out of them.
+  const storagePrefixes = [`${prefix}data/`, `${prefix}.data/`];
   for (const entry of archive.entries) {
     if (!entry.name.startsWith(prefix) || entry.name.endsWith("/")) continue;
+    if (storagePrefixes.some((p) => entry.name.startsWith(p))) continue;
     const name = entry.name.slice(prefix.length);
-    if (FORMAT_RECORDS.has(name) || name.startsWith("data/") || name.startsWith(".data/")) continue;
+    if (FORMAT_RECORDS.has(name)) continue;
     records.set(name, archive.entrySource(entry));
   }
   return records;

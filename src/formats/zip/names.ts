@@ -8,6 +8,8 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 /** An entry name as zip stores it: UTF-8 when general-purpose flag bit 11 is set, else CP437. */
 export function decodeEntryName(bytes: Uint8Array, isUtf8: boolean, where: ErrorLocation): string {
+  // ASCII reads the same in both, and most names are ASCII: no decoder call per name.
+  if (isAscii(bytes)) return asciiText(bytes);
   if (isUtf8) {
     try {
       return utf8.decode(bytes);
@@ -18,6 +20,32 @@ export function decodeEntryName(bytes: Uint8Array, isUtf8: boolean, where: Error
       });
     }
   }
+  return decodeCp437(bytes);
+}
+
+/** Characters decoded per String.fromCharCode call (a name is at most 65,535 bytes). */
+const CHUNK = 4096;
+
+function isAscii(bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.length; i++) if (bytes[i]! >= 0x80) return false;
+  return true;
+}
+
+/**
+ * ASCII bytes as text: one String.fromCharCode call per name (per 4 KiB of it) rather than a
+ * decoder call or a string built a character at a time; an archive can have 100,000s of names.
+ */
+function asciiText(bytes: Uint8Array): string {
+  if (bytes.length <= CHUNK) return String.fromCharCode.apply(null, bytes as unknown as number[]);
+  let name = "";
+  for (let i = 0; i < bytes.length; i += CHUNK) {
+    name += String.fromCharCode.apply(null, bytes.subarray(i, i + CHUNK) as unknown as number[]);
+  }
+  return name;
+}
+
+/** CP437 bytes with at least one above 0x7F. */
+function decodeCp437(bytes: Uint8Array): string {
   let name = "";
   for (const byte of bytes)
     name += byte < 0x80 ? String.fromCharCode(byte) : CP437_HIGH[byte - 0x80];
@@ -29,18 +57,45 @@ export function decodeEntryName(bytes: Uint8Array, isUtf8: boolean, where: Error
  * different tools would read differently: absolute paths, `..` segments, backslashes, NUL.
  */
 export function checkEntryName(name: string, where: ErrorLocation): void {
-  const refuse = (code: string, why: string) => {
-    throw new ArchiveError(code, `unsafe zip entry name '${printable(name)}': ${why}`, {
+  const problem = entryNameProblem(name);
+  if (problem === undefined) return;
+  throw new ArchiveError(
+    problem.code,
+    `unsafe zip entry name '${printable(name)}': ${problem.why}`,
+    {
       ...where,
       hint: "The archive is corrupt or was crafted; torch.save never writes such names.",
-    });
-  };
-  if (name.length === 0) refuse("BAD_ENTRY_NAME", "it is empty");
-  if (name.includes("\0")) refuse("NUL_IN_NAME", "it contains a NUL character");
-  if (name.includes("\\")) refuse("BACKSLASH_IN_NAME", "it contains a backslash");
-  if (name.startsWith("/") || /^[A-Za-z]:/.test(name))
-    refuse("ABSOLUTE_ENTRY_NAME", "it is absolute");
-  if (name.split("/").includes("..")) refuse("PARENT_SEGMENT_IN_NAME", "it has a '..' segment");
+    },
+  );
+}
+
+/** What is wrong with `name`, checked in the order the codes are documented; undefined if fine. */
+function entryNameProblem(name: string): { code: string; why: string } | undefined {
+  if (name.length === 0) return { code: "BAD_ENTRY_NAME", why: "it is empty" };
+  if (name.includes("\0")) return { code: "NUL_IN_NAME", why: "it contains a NUL character" };
+  if (name.includes("\\")) return { code: "BACKSLASH_IN_NAME", why: "it contains a backslash" };
+  if (name.startsWith("/") || hasDrivePrefix(name)) {
+    return { code: "ABSOLUTE_ENTRY_NAME", why: "it is absolute" };
+  }
+  if (hasParentSegment(name))
+    return { code: "PARENT_SEGMENT_IN_NAME", why: "it has a '..' segment" };
+  return undefined;
+}
+
+/** `C:` and the like: /^[A-Za-z]:/ without a regular expression per entry. */
+function hasDrivePrefix(name: string): boolean {
+  const letter = name.charCodeAt(0) | 0x20;
+  return name.charCodeAt(1) === 0x3a && letter >= 0x61 && letter <= 0x7a;
+}
+
+/** Whether a `/`-separated segment is exactly `..`: name.split("/").includes("..") without the array. */
+function hasParentSegment(name: string): boolean {
+  for (let at = name.indexOf(".."); at >= 0; at = name.indexOf("..", at + 1)) {
+    const startsSegment = at === 0 || name.charCodeAt(at - 1) === 0x2f;
+    const endsSegment = at + 2 === name.length || name.charCodeAt(at + 2) === 0x2f;
+    if (startsSegment && endsSegment) return true;
+  }
+  return false;
 }
 
 /** The name with control characters escaped, safe to print in a message. */

@@ -3,11 +3,11 @@ import { canConvert } from "../../tensors/convert.js";
 import { type DType, dtypeInfo, isDType, isFloating } from "../../tensors/dtype.js";
 import type { TensorLike } from "../../tensors/tensor-like.js";
 import type { ByteSink } from "../sink.js";
-import { tensorBytes } from "../tensor-bytes.js";
+import { ReadAhead, tensorBytes } from "../tensor-bytes.js";
 import { type PickleItem, pickle } from "./pickler.js";
 import type { WritableValue } from "./python-values.js";
 import { serializationId } from "./serialization-id.js";
-import { type DTypeChoice, type StorageRecord, tensorPickling } from "./tensor-pickling.js";
+import { type DTypeChoice, tensorPickling } from "./tensor-pickling.js";
 import { createZipWriter } from "./zip-writer.js";
 
 /**
@@ -138,23 +138,18 @@ export async function writeTorchArchive(
   await zip.addRecord(".format_version", text.encode(FORMAT_VERSION));
   await zip.addRecord(".storage_alignment", text.encode(STORAGE_ALIGNMENT));
   await zip.addRecord("byteorder", text.encode("little"));
-  for (const storage of tensors.storages) await writeStorage(zip, storage);
+  const storages = tensors.storages;
+  const ahead = new ReadAhead(storages.length, (i) => {
+    const { tensor, dtype, byteLength, path } = storages[i]!;
+    return tensorBytes(tensor, dtype, byteLength, path);
+  });
+  for (const [index, { byteLength, key }] of storages.entries()) {
+    await zip.addStreamedRecord(`data/${key}`, byteLength, ahead.stream(index));
+  }
   await zip.addRecord("version", text.encode(FILE_FORMAT_VERSION));
   const written = zip.records.map(({ record, size, crc }) => ({ name: record, size, crc }));
   await zip.addRecord(".data/serialization_id", text.encode(serializationId(written)));
   const bytes = await zip.finish();
   await sink.close();
   return { bytes, storages: tensors.storages.length };
-}
-
-async function writeStorage(
-  zip: ReturnType<typeof createZipWriter>,
-  storage: StorageRecord,
-): Promise<void> {
-  const { tensor, dtype, byteLength, path, key } = storage;
-  await zip.addStreamedRecord(
-    `data/${key}`,
-    byteLength,
-    tensorBytes(tensor, dtype, byteLength, path),
-  );
 }

@@ -1,0 +1,47 @@
+/**
+ * A map keyed by torch storage keys. torch names its storages "0", "1", "2"... (str of a small
+ * integer), so those keys live in an array indexed by their value and any other key in a Map.
+ * Opening a checkpoint looks up every tensor's storage twice (its zip entry, and whether another
+ * tensor already shares it); with tens of thousands of storages, building a name and hashing it
+ * for each lookup was a measurable part of opening.
+ */
+export class StorageKeyMap<T> {
+  private readonly byIndex: (T | undefined)[] = [];
+  private readonly byKey = new Map<string, T>();
+
+  /** Keys whose value is `indexLimit` or more go to the Map, so the array stays that short. */
+  constructor(private readonly indexLimit: number) {}
+
+  get(key: string): T | undefined {
+    const index = storageKeyIndex(key, 0, this.indexLimit);
+    return index >= 0 ? this.byIndex[index] : this.byKey.get(key);
+  }
+
+  set(key: string, value: T): void {
+    this.setAt(key, 0, value);
+  }
+
+  /** Sets the key `text.slice(from)`, slicing only when it is not a small index. */
+  setAt(text: string, from: number, value: T): void {
+    const index = storageKeyIndex(text, from, this.indexLimit);
+    if (index >= 0) this.byIndex[index] = value;
+    else this.byKey.set(from === 0 ? text : text.slice(from), value);
+  }
+}
+
+/**
+ * The value of `text.slice(from)` when it is the canonical decimal form of an integer below
+ * `limit` (digits only, no sign, no leading zero), else -1: exactly the keys `String(n)` gives.
+ */
+export function storageKeyIndex(text: string, from: number, limit: number): number {
+  const length = text.length - from;
+  // Nine digits stay well inside a safe integer; longer keys are never small indices.
+  if (length < 1 || length > 9 || (length > 1 && text.charCodeAt(from) === 0x30)) return -1;
+  let value = 0;
+  for (let i = from; i < text.length; i++) {
+    const digit = text.charCodeAt(i) - 0x30;
+    if (digit < 0 || digit > 9) return -1;
+    value = value * 10 + digit;
+  }
+  return value < limit ? value : -1;
+}
