@@ -1,7 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { type FileHandle, open, rename, stat, unlink } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
+import { crc32 as zlibCrc32 } from "node:zlib";
 import { WriteError } from "../errors.js";
+import { useHostCrc32 } from "../formats/zip/crc32.js";
 import type { ByteSink } from "./sink.js";
 
 /**
@@ -12,6 +14,11 @@ import type { ByteSink } from "./sink.js";
  * absent, never partial. abort(), and any failure, delete the temporary file. A process killed
  * outright cannot delete it: stray `.*.tmp` files beside the destination are safe to remove.
  */
+
+// Every Node entry point reaches this module (node.ts re-exports it; the tfjs saver writes
+// through it): torch zips written and read from Node get their CRC-32 from zlib's native code.
+// zlib.crc32 arrived in Node 20.15; on older releases the portable one stays.
+if (typeof zlibCrc32 === "function") useHostCrc32(zlibCrc32);
 
 /** Bytes gathered before each write to the file. */
 const DEFAULT_BUFFER_BYTES = 8 << 20;

@@ -1,6 +1,7 @@
+import { crc32 as zlibCrc32 } from "node:zlib";
 import fc from "fast-check";
-import { describe, expect, it } from "vitest";
-import { crc32 } from "../../src/formats/zip/crc32.js";
+import { afterAll, describe, expect, it } from "vitest";
+import { crc32, portableCrc32, useHostCrc32 } from "../../src/formats/zip/crc32.js";
 
 /** The textbook algorithm, one table lookup per byte: what loadout used before slicing-by-16. */
 const bytewiseTable = (() => {
@@ -28,7 +29,22 @@ function pattern(length: number): Uint8Array {
   return bytes;
 }
 
-describe("crc32", () => {
+/** crc32 as the Node entry point sets it up: zlib's native CRC behind loadout's function. */
+const hosted = (bytes: Uint8Array, crc = 0): number => {
+  useHostCrc32(zlibCrc32);
+  try {
+    return crc32(bytes, crc);
+  } finally {
+    useHostCrc32(undefined);
+  }
+};
+
+afterAll(() => useHostCrc32(undefined));
+
+describe.each([
+  ["portable", portableCrc32],
+  ["zlib.crc32 through useHostCrc32", hosted],
+])("crc32 (%s)", (_, crc32: (bytes: Uint8Array, crc?: number) => number) => {
   // Values from Python's zlib.crc32 (zlib's own check value for "123456789" is 0xCBF43926).
   it.each([
     ["", 0x00000000],
@@ -56,6 +72,13 @@ describe("crc32", () => {
 
   it("continues a running checksum across chunks, as zlib.crc32(data, value) does", () => {
     expect(crc32(ascii("456789"), crc32(ascii("123")))).toBe(0xcbf43926);
+  });
+
+  it("leaves a running checksum unchanged at an empty chunk", () => {
+    // zlib.crc32(emptyBuffer, value) returns 0 for any value; a stream with an empty chunk
+    // between two others must still get the checksum of the whole.
+    const between = crc32(new Uint8Array(0), crc32(ascii("123")));
+    expect(crc32(ascii("456789"), between)).toBe(0xcbf43926);
   });
 
   it("equals the byte-at-a-time algorithm for any bytes, offset and chunking", () => {
