@@ -96,9 +96,26 @@ function pushChildren(value: PyValue, path: TreePath, values: PyValue[], paths: 
   }
 }
 
-/** The path one level down (a spread sizes the array exactly; a push after a copy over-allocates). */
+/**
+ * The path one level down, in an array of exactly its length: a spread grows its array as it
+ * iterates (a 2-segment path took a 17-slot backing store), and so does a push after a copy.
+ * Array literals and `new Array(n)` are allocated at their size.
+ */
 function childPath(path: TreePath, segment: PathSegment): TreePath {
-  return [...path, segment];
+  switch (path.length) {
+    case 0:
+      return [segment];
+    case 1:
+      return [path[0]!, segment];
+    case 2:
+      return [path[0]!, path[1]!, segment];
+    case 3:
+      return [path[0]!, path[1]!, path[2]!, segment];
+  }
+  const child = new Array<PathSegment>(path.length + 1);
+  for (let i = 0; i < path.length; i++) child[i] = path[i]!;
+  child[path.length] = segment;
+  return child;
 }
 
 /** Reverses `items[from..]` in place. */

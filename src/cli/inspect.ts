@@ -99,7 +99,11 @@ function groupByContainer(rows: TensorRow[]): Map<string, { name: string; row: T
   for (const row of rows) {
     let cut = row.path.length - 1;
     while (cut > 1 && typeof row.path[cut - 1] === "number") cut--;
-    const container = formatPath(row.path.slice(0, cut));
+    // Each key shortened on its own, so a long key reads the same in every group under it.
+    const container = row.path
+      .slice(0, cut)
+      .map((segment) => elide(String(segment)))
+      .join("/");
     const group = groups.get(container) ?? [];
     groups.set(container, group);
     group.push({ name: formatPath(row.path.slice(cut)), row });
@@ -108,7 +112,7 @@ function groupByContainer(rows: TensorRow[]): Map<string, { name: string; row: T
 }
 
 /** Long dict keys (Lightning's callback names) shortened in the middle for the human view. */
-function elide(text: string, max = 72): string {
+function elide(text: string, max = 48): string {
   return text.length <= max
     ? text
     : `${text.slice(0, max / 2 - 1)}…${text.slice(text.length - max / 2)}`;
@@ -170,7 +174,7 @@ export function renderInspect(report: InspectReport, options: InspectOptions): s
     const bytes = members.reduce((sum, m) => sum + m.row.bytes, 0);
     lines.push("");
     lines.push(
-      `  ${elide(container) || "(top level)"}  ${formatCount(members.length)} tensors, ${formatBytes(bytes)}`,
+      `  ${container || "(top level)"}  ${formatCount(members.length)} tensors, ${formatBytes(bytes)}`,
     );
     const entries =
       options.all || members.length <= FOLD_THRESHOLD

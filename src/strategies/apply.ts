@@ -146,6 +146,43 @@ async function stageEntry(
   return current;
 }
 
+/**
+ * Stages every load in plan order with the next one's read already started, so that one
+ * tensor's file read (in the I/O thread, page faults of its fresh array included) runs while
+ * the previous one is transposed or converted on this thread. Yields each value in order; the
+ * first failure in plan order is thrown, after the read in flight has settled.
+ */
+async function* stageAll(
+  loads: readonly PlanEntry[],
+  handles: PlanHandles,
+  targets: Targets,
+  signal: AbortSignal | undefined,
+  file: string,
+): AsyncGenerator<[PlanEntry, TypedArray]> {
+  // At most two in flight: the one awaited and the next.
+  const inFlight: Promise<TypedArray>[] = [];
+  const start = (index: number) => {
+    if (index >= loads.length) return;
+    checkAborted(signal, file);
+    const staging = stageEntry(loads[index]!, handles, targets);
+    // Handled when awaited in turn; this keeps an early failure from being reported unhandled.
+    staging.catch(() => {});
+    inFlight.push(staging);
+  };
+  try {
+    start(0);
+    for (let i = 0; i < loads.length; i++) {
+      start(i + 1);
+      const value = await inFlight[0]!;
+      inFlight.shift();
+      yield [loads[i]!, value];
+    }
+  } finally {
+    // Stopped early (a failure, an abort): let the reads in flight finish before returning.
+    await Promise.allSettled(inFlight);
+  }
+}
+
 /** Local headers resolved at once: each is a small read whose latency, not size, is the cost. */
 const CONCURRENT_CHECKS = 16;
 
@@ -265,9 +302,8 @@ export async function applyPlan(
 
     if ((options.mode ?? "transactional") === "transactional") {
       const staged = new Map<string, TypedArray>(resetValues);
-      for (const entry of loads) {
-        checkAborted(options.signal, file);
-        staged.set(entry.target, await stageEntry(entry, handles, targets));
+      for await (const [entry, value] of stageAll(loads, handles, targets, options.signal, file)) {
+        staged.set(entry.target, value);
         progress.step(entry.target, bytesOf(entry));
       }
       checkAborted(options.signal, file);

@@ -15,7 +15,7 @@ import {
 } from "./dtype.js";
 import { gatherStrided } from "./gather.js";
 import { giveBackScratch, takeScratch } from "./scratch.js";
-import { contiguousStrides, numelOf } from "./shape.js";
+import { contiguousStrides, internShape, numelOf } from "./shape.js";
 
 /** Bytes converted per step when a read must pass through a scratch buffer. */
 const CHUNK_BYTES = 8 << 20;
@@ -75,11 +75,10 @@ export class Tensor implements PyObjectLike {
   constructor(init: TensorInit) {
     this.storage = init.storage;
     this.dtype = init.dtype ?? init.storage.dtype;
-    this.shape = frozenCopy(init.shape);
-    this.strides =
-      init.strides === undefined
-        ? Object.freeze(contiguousStrides(init.shape))
-        : frozenCopy(init.strides);
+    this.shape = internShape(init.shape);
+    this.strides = internShape(
+      init.strides === undefined ? contiguousStrides(init.shape) : init.strides,
+    );
     this.storageOffset = init.storageOffset ?? 0;
     this.requiresGrad = init.requiresGrad ?? false;
     this.isParameter = init.isParameter ?? false;
@@ -317,15 +316,6 @@ function widensInPlace(from: DType, to: DType): boolean {
     target.kind !== "raw" &&
     target.bits >= source.bits
   );
-}
-
-/**
- * `values` itself when it is already frozen (nothing can change it, so sharing it is safe; the
- * unpickler's tuples are), else a frozen copy. Opening a checkpoint builds one tensor per
- * parameter, and copying every shape twice was a measurable part of it.
- */
-function frozenCopy(values: readonly number[]): readonly number[] {
-  return Object.isFrozen(values) ? values : Object.freeze(values.slice());
 }
 
 function isCount(n: number): boolean {

@@ -32,6 +32,10 @@ interface Resolved {
   context: CallContext;
   /** The caller's handler, then the builtin one. */
   handlers: (GlobalHandler | undefined)[];
+  /** What REDUCE of this global does, worked out once: the pickle machinery, or a handler's call. */
+  callKind: "reconstruct" | "newobj" | "newobj_ex" | "handler" | "none";
+  /** For callKind "handler": the first handler with a call. */
+  callHandler: GlobalHandler | undefined;
 }
 
 function isBuildable(value: object): value is Buildable {
@@ -43,22 +47,53 @@ export function createCallPolicy(options: UnpickleOptions, opaqueClasses: Set<st
   const allowed = new Set(options.allowGlobals ?? []);
   const resolved = new WeakMap<PyGlobal, Resolved>();
 
+  // The last two globals resolved: a torch pickle alternates between two (the rebuild function
+  // and OrderedDict, 20,000 times each), and comparing identities is cheaper than a WeakMap.
+  let lastGlobal: PyGlobal | undefined;
+  let lastResolved: Resolved | undefined;
+  let previousGlobal: PyGlobal | undefined;
+  let previousResolved: Resolved | undefined;
+
   /** What `global` resolves to, worked out once per global (torch calls one 20,000 times). */
   function resolve(global: PyGlobal): Resolved {
+    if (global === lastGlobal) return lastResolved!;
+    if (global === previousGlobal) {
+      const found = previousResolved!;
+      previousGlobal = lastGlobal;
+      previousResolved = lastResolved;
+      lastGlobal = global;
+      lastResolved = found;
+      return found;
+    }
     let found = resolved.get(global);
     if (!found) {
-      const name = global.qualifiedName;
-      found = {
-        name,
-        context: { global: name, file },
-        handlers: [
-          options.resolveGlobal?.(global.module, global.name),
-          builtinHandler(global.module, global.name),
-        ],
-      };
+      found = resolveOnce(global);
       resolved.set(global, found);
     }
+    previousGlobal = lastGlobal;
+    previousResolved = lastResolved;
+    lastGlobal = global;
+    lastResolved = found;
     return found;
+  }
+
+  function resolveOnce(global: PyGlobal): Resolved {
+    const name = global.qualifiedName;
+    const handlers = [
+      options.resolveGlobal?.(global.module, global.name),
+      builtinHandler(global.module, global.name),
+    ];
+    const callHandler = handlers.find((handler) => handler?.call !== undefined);
+    const callKind = RECONSTRUCTORS.has(name)
+      ? "reconstruct"
+      : NEWOBJ_FUNCTIONS.has(name)
+        ? "newobj"
+        : NEWOBJ_EX_FUNCTIONS.has(name)
+          ? "newobj_ex"
+          : callHandler
+            ? "handler"
+            : "none";
+    return { name, context: { global: name, file }, handlers, callKind, callHandler };
   }
 
   function opaque(cls: PyGlobal, args: readonly PyValue[]): OpaqueObject {
@@ -135,20 +170,24 @@ export function createCallPolicy(options: UnpickleOptions, opaqueClasses: Set<st
       );
     }
     const tuple = argumentTuple(args, opcode);
-    const { name, handlers, context } = resolve(callable);
-    if (RECONSTRUCTORS.has(name)) return reconstruct(tuple, opcode);
-    if (NEWOBJ_FUNCTIONS.has(name)) {
-      return construct(tuple[0] ?? null, makeTuple(tuple.slice(1)) as PyValue, new Map(), opcode);
-    }
-    if (NEWOBJ_EX_FUNCTIONS.has(name)) {
-      const [cls = null, args = null, kwargs] = tuple;
-      if (tuple.length !== 3 || !(kwargs instanceof Map)) {
-        throw new PickleError("BAD_OPERAND", `${name} needs (cls, args, kwargs)`);
+    const found = resolve(callable);
+    const name = found.name;
+    switch (found.callKind) {
+      case "handler":
+        return found.callHandler!.call!(tuple, found.context);
+      case "reconstruct":
+        return reconstruct(tuple, opcode);
+      case "newobj":
+        return construct(tuple[0] ?? null, makeTuple(tuple.slice(1)) as PyValue, new Map(), opcode);
+      case "newobj_ex": {
+        const [cls = null, args = null, kwargs] = tuple;
+        if (tuple.length !== 3 || !(kwargs instanceof Map)) {
+          throw new PickleError("BAD_OPERAND", `${name} needs (cls, args, kwargs)`);
+        }
+        return construct(cls, args, kwargs, opcode);
       }
-      return construct(cls, args, kwargs, opcode);
-    }
-    for (const handler of handlers) {
-      if (handler?.call) return handler.call(tuple, context);
+      case "none":
+        break;
     }
     if (allowed.has(name)) return opaque(callable, tuple);
     throw new UnsafeCheckpointError(

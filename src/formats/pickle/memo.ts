@@ -1,3 +1,4 @@
+import type { MemoReads } from "./memo-reads.js";
 import type { PyValue } from "./values.js";
 
 /**
@@ -5,16 +6,32 @@ import type { PyValue } from "./values.js";
  * to size anything: entries numbered 0, 1, 2... in order (how every pickler numbers them) go
  * into an array that grows one entry at a time; any other key goes into a Map. A real torch
  * pickle stores hundreds of thousands of entries, and the array keeps that fast.
+ *
+ * Given the indices the pickle will ever read (findMemoReads), only those values are kept; the
+ * other entries are only counted, as their number is the memo's size (MEMOIZE's next index and
+ * the maxMemo limit). A 20,000-tensor checkpoint stores 160,000 entries and reads about 260:
+ * an array of 160,000 Nones was megabytes that every garbage collection during the open copied.
  */
 export class Memo {
   private readonly dense: PyValue[] = [];
   private readonly sparse = new Map<number, PyValue>();
+  /** With `reads`: indices 0..counted-1 are all set (their values are not kept). */
+  private counted = 0;
+  /** With `reads`: the values of the entries that are read. */
+  private readonly kept = new Map<number, PyValue>();
+
+  constructor(private readonly reads?: MemoReads) {}
 
   get size(): number {
-    return this.dense.length + this.sparse.size;
+    return this.dense.length + this.counted + this.sparse.size;
   }
 
   set(index: number, value: PyValue): void {
+    if (this.reads !== undefined) {
+      this.count(index);
+      if (this.reads.has(index)) this.kept.set(index, value);
+      return;
+    }
     const dense = this.dense;
     if (index < dense.length) {
       dense[index] = value;
@@ -27,7 +44,21 @@ export class Memo {
   }
 
   get(index: number): PyValue | undefined {
+    if (this.reads !== undefined) return this.kept.get(index);
     return index < this.dense.length ? this.dense[index] : this.sparse.get(index);
+  }
+
+  /** Records that `index` is set, without its value (`sparse` then holds presence only). */
+  private count(index: number): void {
+    if (index < this.counted) return;
+    if (index !== this.counted) {
+      this.sparse.set(index, null);
+      return;
+    }
+    this.counted++;
+    if (this.sparse.size === 0) return;
+    this.sparse.delete(index);
+    while (this.sparse.has(this.counted)) this.sparse.delete(this.counted++);
   }
 
   /** Moves the entries that now continue the array out of the Map, so each key lives in one place. */

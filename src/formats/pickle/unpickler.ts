@@ -7,7 +7,7 @@ import { checkHashable } from "./hashable.js";
 import { limitExceeded, resolveLimits } from "./limits.js";
 import { isFrozenSet, markByteArray, markFrozenSet } from "./markers.js";
 import { Memo } from "./memo.js";
-import { findMemoReads, type MemoReads } from "./memo-reads.js";
+import { findMemoReads } from "./memo-reads.js";
 import { HIGHEST_PROTOCOL, Op, opcodeName } from "./opcodes.js";
 import { PickleReader } from "./reader.js";
 import {
@@ -53,8 +53,6 @@ function tuple(items: PyValue[]): PyValue {
 class PickleMachine {
   readonly reader: PickleReader;
   private readonly limits: PickleLimits;
-  /** The memo entries the pickle reads, when that could be worked out before running it. */
-  private readonly memoReads: MemoReads | undefined;
   readonly policy: CallPolicy;
   private readonly opaqueClasses = new Set<string>();
   protocol = 0;
@@ -67,7 +65,7 @@ class PickleMachine {
   readonly marks: number[] = [];
   /** Height of the innermost MARK (0 without one): values below it are out of reach. */
   base = 0;
-  readonly memo = new Memo();
+  readonly memo: Memo;
 
   constructor(
     readonly bytes: Uint8Array,
@@ -83,7 +81,7 @@ class PickleMachine {
       this.limits,
     );
     this.policy = createCallPolicy(options, this.opaqueClasses);
-    this.memoReads = findMemoReads(bytes, start);
+    this.memo = new Memo(findMemoReads(bytes, start));
   }
 
   run(): UnpickleResult {
@@ -163,7 +161,9 @@ class PickleMachine {
         `${opcodeName(this.bytes[this.reader.opStart]!)} needs a MARK but there is none`,
       );
     }
-    const items = this.stack.splice(this.base);
+    // slice + truncate: one exactly sized copy (splice also builds its result generically).
+    const items = this.stack.slice(this.base);
+    this.stack.length = this.base;
     this.marks.pop();
     this.base = this.marks.length > 0 ? this.marks[this.marks.length - 1]! : 0;
     this.checkItems(items.length);
@@ -184,9 +184,8 @@ class PickleMachine {
   // ---------------------------------------------------------------- memo
 
   memoPut(index: number, value: PyValue): void {
-    // An entry the pickle never reads is stored as None: same memo, but the value can die young.
-    const reads = this.memoReads;
-    this.memo.set(index, reads === undefined || reads.has(index) ? value : null);
+    // The memo keeps only the values the pickle reads (when known), so the rest can die young.
+    this.memo.set(index, value);
     if (this.memo.size > this.limits.maxMemo) {
       throw limitExceeded(
         "maxMemo",

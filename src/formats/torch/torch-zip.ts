@@ -167,8 +167,10 @@ function storageLoader(
 /** The entries `<folder>/data/<key>`, by key. */
 function storageEntries(archive: ZipArchive, folder: string): StorageKeyMap<ZipEntry> {
   const prefix = `${folder}/data/`;
-  const entries = new StorageKeyMap<ZipEntry>(archive.entries.length);
-  for (const entry of archive.entries) {
+  const all = archive.entries;
+  const entries = new StorageKeyMap<ZipEntry>(all.length);
+  for (let i = 0; i < all.length; i++) {
+    const entry = all[i]!;
     if (entry.name.startsWith(prefix)) entries.setAt(entry.name, prefix.length, entry);
   }
   return entries;
@@ -217,10 +219,13 @@ function otherRecords(archive: ZipArchive, folder: string): ReadonlyMap<string, 
   const records = new Map<string, ByteSource>();
   const prefix = `${folder}/`;
   // Storages are most of the entries: passed over before a name is cut out of them.
-  const storagePrefixes = [`${prefix}data/`, `${prefix}.data/`];
-  for (const entry of archive.entries) {
+  const dataPrefix = `${prefix}data/`;
+  const dotDataPrefix = `${prefix}.data/`;
+  const entries = archive.entries;
+  for (let i = 0; i < entries.length; i++) {
+    const entry = entries[i]!;
     if (!entry.name.startsWith(prefix) || entry.name.endsWith("/")) continue;
-    if (storagePrefixes.some((p) => entry.name.startsWith(p))) continue;
+    if (entry.name.startsWith(dataPrefix) || entry.name.startsWith(dotDataPrefix)) continue;
     const name = entry.name.slice(prefix.length);
     if (FORMAT_RECORDS.has(name)) continue;
     records.set(name, archive.entrySource(entry));

@@ -9,7 +9,7 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
 /** An entry name as zip stores it: UTF-8 when general-purpose flag bit 11 is set, else CP437. */
 export function decodeEntryName(bytes: Uint8Array, isUtf8: boolean, where: ErrorLocation): string {
   // ASCII reads the same in both, and most names are ASCII: no decoder call per name.
-  if (isAscii(bytes)) return asciiText(bytes);
+  if (isAsciiRange(bytes, 0, bytes.length)) return asciiText(bytes, 0, bytes.length);
   if (isUtf8) {
     try {
       return utf8.decode(bytes);
@@ -26,8 +26,9 @@ export function decodeEntryName(bytes: Uint8Array, isUtf8: boolean, where: Error
 /** Characters decoded per String.fromCharCode call (a name is at most 65,535 bytes). */
 const CHUNK = 4096;
 
-function isAscii(bytes: Uint8Array): boolean {
-  for (let i = 0; i < bytes.length; i++) if (bytes[i]! >= 0x80) return false;
+/** Whether `bytes[start..end)` is all ASCII (reads the same as UTF-8 and as CP437). */
+export function isAsciiRange(bytes: Uint8Array, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (bytes[i]! >= 0x80) return false;
   return true;
 }
 
@@ -35,11 +36,11 @@ function isAscii(bytes: Uint8Array): boolean {
  * ASCII bytes as text: one String.fromCharCode call per name (per 4 KiB of it) rather than a
  * decoder call or a string built a character at a time; an archive can have 100,000s of names.
  */
-function asciiText(bytes: Uint8Array): string {
-  if (bytes.length <= CHUNK) return String.fromCharCode.apply(null, bytes as unknown as number[]);
+export function asciiText(bytes: Uint8Array, start: number, end: number): string {
   let name = "";
-  for (let i = 0; i < bytes.length; i += CHUNK) {
-    name += String.fromCharCode.apply(null, bytes.subarray(i, i + CHUNK) as unknown as number[]);
+  for (let i = start; i < end; i += CHUNK) {
+    const part = bytes.subarray(i, Math.min(i + CHUNK, end));
+    name += String.fromCharCode.apply(null, part as unknown as number[]);
   }
   return name;
 }
@@ -70,7 +71,7 @@ export function checkEntryName(name: string, where: ErrorLocation): void {
 }
 
 /** What is wrong with `name`, checked in the order the codes are documented; undefined if fine. */
-function entryNameProblem(name: string): { code: string; why: string } | undefined {
+export function entryNameProblem(name: string): { code: string; why: string } | undefined {
   if (name.length === 0) return { code: "BAD_ENTRY_NAME", why: "it is empty" };
   if (name.includes("\0")) return { code: "NUL_IN_NAME", why: "it contains a NUL character" };
   if (name.includes("\\")) return { code: "BACKSLASH_IN_NAME", why: "it contains a backslash" };

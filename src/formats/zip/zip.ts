@@ -1,5 +1,5 @@
 import { ArchiveError, LimitExceededError } from "../../errors.js";
-import { type ByteSource, SliceSource } from "../../io/byte-source.js";
+import { type ByteSource, checkRange } from "../../io/byte-source.js";
 import {
   CENTRAL_HEADER_SIGNATURE,
   CENTRAL_HEADER_SIZE,
@@ -14,7 +14,13 @@ import {
 import { crc32 } from "./crc32.js";
 import { locateDirectory } from "./end-record.js";
 import { u16, u32, u64 } from "./little-endian.js";
-import { checkEntryName, decodeEntryName } from "./names.js";
+import {
+  asciiText,
+  checkEntryName,
+  decodeEntryName,
+  entryNameProblem,
+  isAsciiRange,
+} from "./names.js";
 
 /** The central directory is read in one piece: ~100 bytes an entry, so millions of entries. */
 export const MAX_DIRECTORY_BYTES = 256 << 20;
@@ -42,7 +48,7 @@ export interface ZipArchive {
    * The entry's bytes, read lazily: the local header is read and checked against the central
    * directory on first use. Throws COMPRESSED_ENTRY for entries that are not stored.
    */
-  entrySource(entry: ZipEntry): SliceSource;
+  entrySource(entry: ZipEntry): EntrySource;
   /** The whole entry in memory with its CRC-32 verified: for small records such as data.pkl. */
   readEntry(entry: ZipEntry): Promise<Uint8Array>;
 }
@@ -65,14 +71,26 @@ class DirectoryEntry implements ZipEntry {
   readonly #nameStart: number;
   readonly #nameEnd: number;
 
-  constructor(fields: ZipEntry, directory: Uint8Array, nameStart: number, nameEnd: number) {
-    this.name = fields.name;
-    this.method = fields.method;
-    this.flags = fields.flags;
-    this.crc32 = fields.crc32;
-    this.compressedSize = fields.compressedSize;
-    this.uncompressedSize = fields.uncompressedSize;
-    this.localHeaderOffset = fields.localHeaderOffset;
+  // Positional rather than a fields object: one entry per tensor, and no object to build for each.
+  constructor(
+    name: string,
+    method: number,
+    flags: number,
+    crc32: number,
+    compressedSize: number,
+    uncompressedSize: number,
+    localHeaderOffset: number,
+    directory: Uint8Array,
+    nameStart: number,
+    nameEnd: number,
+  ) {
+    this.name = name;
+    this.method = method;
+    this.flags = flags;
+    this.crc32 = crc32;
+    this.compressedSize = compressedSize;
+    this.uncompressedSize = uncompressedSize;
+    this.localHeaderOffset = localHeaderOffset;
     this.#directory = directory;
     this.#nameStart = nameStart;
     this.#nameEnd = nameEnd;
@@ -92,6 +110,64 @@ class DirectoryEntry implements ZipEntry {
   static isIn(entry: ZipEntry, directory: Uint8Array): entry is DirectoryEntry {
     return entry instanceof DirectoryEntry && entry.#directory === directory;
   }
+}
+
+/**
+ * An entry's bytes: a window of the archive starting after the entry's local header, which is
+ * read and checked on first use. What SliceSource does for a lazy start, without a closure and
+ * a name string built for each entry at open (a torch archive has one entry per tensor): the
+ * name (`file.pt:archive/data/0`) is built when first asked for.
+ */
+export class EntrySource implements ByteSource {
+  readonly size: number;
+  #name: string | undefined;
+  #start: number | undefined;
+  #pendingStart: Promise<number> | undefined;
+
+  constructor(
+    private readonly parent: ByteSource,
+    private readonly entry: DirectoryEntry,
+    private readonly resolveStart: (entry: DirectoryEntry) => Promise<number>,
+  ) {
+    this.size = entry.uncompressedSize;
+  }
+
+  get name(): string {
+    this.#name ??= `${this.parent.name}:${this.entry.name}`;
+    return this.#name;
+  }
+
+  get bytesRead(): number {
+    return this.parent.bytesRead;
+  }
+
+  /** Absolute offset of the entry's data in the archive (reading its local header the first time). */
+  async origin(): Promise<number> {
+    if (this.#start !== undefined) return this.#start;
+    this.#pendingStart ??= this.resolveStart(this.entry).then((start) => {
+      checkRange(this.parent.name, this.parent.size, start, this.size);
+      this.#start = start;
+      return start;
+    });
+    return this.#pendingStart;
+  }
+
+  async prepare(): Promise<void> {
+    await this.parent.prepare?.();
+    await this.origin();
+  }
+
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    checkRange(this.name, this.size, offset, length);
+    return this.parent.read((await this.origin()) + offset, length);
+  }
+
+  async readInto(offset: number, destination: Uint8Array): Promise<void> {
+    checkRange(this.name, this.size, offset, destination.byteLength);
+    return this.parent.readInto((await this.origin()) + offset, destination);
+  }
+
+  async close(): Promise<void> {}
 }
 
 /** Opens a zip archive by reading its end records and central directory (never the entries). */
@@ -157,7 +233,7 @@ export async function readZipArchive(source: ByteSource): Promise<ZipArchive> {
     return start;
   };
 
-  const entrySource = (entry: ZipEntry): SliceSource => {
+  const entrySource = (entry: ZipEntry): EntrySource => {
     if (!DirectoryEntry.isIn(entry, bytes)) {
       throw new ArchiveError("UNKNOWN_ENTRY", `'${entry.name}' is not an entry of this archive`, {
         file,
@@ -174,12 +250,7 @@ export async function readZipArchive(source: ByteSource): Promise<ZipArchive> {
         },
       );
     }
-    return new SliceSource(
-      source,
-      () => dataStart(entry),
-      entry.uncompressedSize,
-      `${file}:${entry.name}`,
-    );
+    return new EntrySource(source, entry, dataStart);
   };
 
   const readEntry = async (entry: ZipEntry): Promise<Uint8Array> => {
@@ -211,14 +282,15 @@ function parseDirectory(
   file: string,
 ): DirectoryEntry[] {
   const entries: DirectoryEntry[] = [];
+  // Locations for messages are built only when something is wrong: one record per tensor.
+  const where = (at: number) => ({ file, offset: directoryOffset + at });
   let at = 0;
   while (entries.length < entryCount) {
-    const offset = directoryOffset + at;
     if (at + CENTRAL_HEADER_SIZE > bytes.length || u32(bytes, at) !== CENTRAL_HEADER_SIGNATURE) {
       throw new ArchiveError(
         "ENTRY_COUNT_MISMATCH",
         `zip central directory holds fewer entries than the ${entryCount} its end record announces (record ${entries.length + 1} missing)`,
-        { file, offset, hint: "The archive is truncated or corrupt." },
+        { ...where(at), hint: "The archive is truncated or corrupt." },
       );
     }
     const flags = u16(bytes, at + 8);
@@ -230,65 +302,67 @@ function parseDirectory(
       throw new ArchiveError(
         "DIRECTORY_SIZE_MISMATCH",
         `zip central directory record ${entries.length + 1} runs past the directory's end`,
-        { file, offset, hint: "The archive is truncated or corrupt." },
+        { ...where(at), hint: "The archive is truncated or corrupt." },
       );
     }
     const nameStart = at + CENTRAL_HEADER_SIZE;
-    const rawName = bytes.subarray(nameStart, nameStart + nameLength);
-    const where = { file, offset };
-    const name = decodeEntryName(rawName, (flags & FLAG_UTF8) !== 0, where);
-    checkEntryName(name, where);
+    const nameEnd = nameStart + nameLength;
+    const name = isAsciiRange(bytes, nameStart, nameEnd)
+      ? asciiText(bytes, nameStart, nameEnd)
+      : decodeEntryName(bytes.subarray(nameStart, nameEnd), (flags & FLAG_UTF8) !== 0, where(at));
+    if (entryNameProblem(name) !== undefined) checkEntryName(name, where(at));
     if (flags & FLAG_ENCRYPTED) {
       throw new ArchiveError("ENCRYPTED_ENTRY", `zip entry '${name}' is encrypted`, {
-        ...where,
+        ...where(at),
         hint: "loadout does not read password-protected archives: decrypt it first.",
       });
     }
-    const fields: EntryFields = {
-      uncompressedSize: u32(bytes, at + 24),
-      compressedSize: u32(bytes, at + 20),
-      localHeaderOffset: u32(bytes, at + 42),
-      disk: u16(bytes, at + 34),
-    };
-    const sizes = needsZip64(fields)
-      ? applyZip64(
-          fields,
-          bytes.subarray(
-            at + CENTRAL_HEADER_SIZE + nameLength,
-            at + CENTRAL_HEADER_SIZE + nameLength + extraLength,
-          ),
-          name,
-          where,
-        )
-      : fields;
-    if (sizes.disk !== 0) {
-      throw new ArchiveError("MULTI_DISK", `zip entry '${name}' starts on disk ${sizes.disk}`, {
-        ...where,
+    let uncompressedSize = u32(bytes, at + 24);
+    let compressedSize = u32(bytes, at + 20);
+    let localHeaderOffset = u32(bytes, at + 42);
+    let disk = u16(bytes, at + 34);
+    if (
+      uncompressedSize === 0xffffffff ||
+      compressedSize === 0xffffffff ||
+      localHeaderOffset === 0xffffffff ||
+      disk === 0xffff
+    ) {
+      const sizes = applyZip64(
+        { uncompressedSize, compressedSize, localHeaderOffset, disk },
+        bytes.subarray(nameEnd, nameEnd + extraLength),
+        name,
+        where(at),
+      );
+      ({ uncompressedSize, compressedSize, localHeaderOffset, disk } = sizes);
+    }
+    if (disk !== 0) {
+      throw new ArchiveError("MULTI_DISK", `zip entry '${name}' starts on disk ${disk}`, {
+        ...where(at),
         hint: "Multi-disk (split) archives are not supported: join the parts first.",
       });
     }
-    const entry = new DirectoryEntry(
-      {
-        name,
-        method: u16(bytes, at + 10),
-        flags,
-        crc32: u32(bytes, at + 16),
-        compressedSize: sizes.compressedSize,
-        uncompressedSize: sizes.uncompressedSize,
-        localHeaderOffset: sizes.localHeaderOffset,
-      },
-      bytes,
-      nameStart,
-      nameStart + nameLength,
-    );
-    if (entry.method === METHOD_STORED && entry.compressedSize !== entry.uncompressedSize) {
+    const method = u16(bytes, at + 10);
+    if (method === METHOD_STORED && compressedSize !== uncompressedSize) {
       throw new ArchiveError(
         "BAD_ENTRY_SIZE",
-        `stored zip entry '${name}' has compressed size ${entry.compressedSize} but size ${entry.uncompressedSize}`,
-        { ...where, hint: "The archive is corrupt." },
+        `stored zip entry '${name}' has compressed size ${compressedSize} but size ${uncompressedSize}`,
+        { ...where(at), hint: "The archive is corrupt." },
       );
     }
-    entries.push(entry);
+    entries.push(
+      new DirectoryEntry(
+        name,
+        method,
+        flags,
+        u32(bytes, at + 16),
+        compressedSize,
+        uncompressedSize,
+        localHeaderOffset,
+        bytes,
+        nameStart,
+        nameEnd,
+      ),
+    );
     at = recordEnd;
   }
   if (at !== bytes.length) {
@@ -306,16 +380,6 @@ interface EntryFields {
   compressedSize: number;
   localHeaderOffset: number;
   disk: number;
-}
-
-/** Whether a field is set to its "see the zip64 extra field" value. */
-function needsZip64(fields: EntryFields): boolean {
-  return (
-    fields.uncompressedSize === 0xffffffff ||
-    fields.compressedSize === 0xffffffff ||
-    fields.localHeaderOffset === 0xffffffff ||
-    fields.disk === 0xffff
-  );
 }
 
 /**
