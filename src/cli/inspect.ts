@@ -1,5 +1,6 @@
 import type { Checkpoint } from "../checkpoint/checkpoint.js";
-import { formatPath, type TreePath } from "../checkpoint/tree.js";
+import { describeValue, formatPath, type TreePath } from "../checkpoint/tree.js";
+import type { PyValue } from "../formats/pickle/values.js";
 import { type TensorStats, tensorStats } from "../tensors/stats.js";
 import { formatBytes, formatCount, formatNumber, jsonNumber, renderTable } from "./format.js";
 
@@ -27,6 +28,8 @@ export interface InspectReport {
   trainingState?: { epoch?: number; globalStep?: number; bestMetric?: number; monitor?: string };
   metadata?: Record<string, unknown>;
   opaque?: string[];
+  /** What the file holds instead, when it holds no tensors (e.g. bare storages). */
+  holds?: string;
 }
 
 export async function buildInspectReport(
@@ -53,6 +56,7 @@ export async function buildInspectReport(
     bytesRead,
     tensors,
   };
+  if (tensors.length === 0) report.holds = describeRoot(checkpoint.root);
   const counters = await checkpoint.trainingCounters();
   if (Object.keys(counters).length > 0) report.trainingState = counters;
   const metadata: Record<string, unknown> = {};
@@ -61,6 +65,15 @@ export async function buildInspectReport(
   if (Object.keys(metadata).length > 0) report.metadata = metadata;
   if (checkpoint.opaqueClasses.size > 0) report.opaque = [...checkpoint.opaqueClasses].sort();
   return report;
+}
+
+/** `tuple(2): torch.FloatStorage, torch.FloatStorage`: the top-level value and its first items. */
+function describeRoot(root: PyValue): string {
+  const shown = 8;
+  if (!Array.isArray(root) || root.length === 0) return describeValue(root);
+  const items = root.slice(0, shown).map((item: PyValue) => describeValue(item));
+  const more = root.length > shown ? `, ... (${root.length - shown} more)` : "";
+  return `${describeValue(root)}: ${items.join(", ")}${more}`;
 }
 
 /** The `--json` document: exactly the fields the CLI promises, NaN/inf as strings. */
@@ -170,11 +183,12 @@ export function renderInspect(report: InspectReport, options: InspectOptions): s
   const total = report.tensors.reduce((sum, t) => sum + t.bytes, 0);
   lines.push("");
   lines.push(`Tensors: ${formatCount(report.tensors.length)}, ${formatBytes(total)}`);
+  if (report.holds !== undefined) lines.push(`  none; the file holds ${report.holds}`);
   for (const [container, members] of groupByContainer(report.tensors)) {
     const bytes = members.reduce((sum, m) => sum + m.row.bytes, 0);
     lines.push("");
     lines.push(
-      `  ${container || "(top level)"}  ${formatCount(members.length)} tensors, ${formatBytes(bytes)}`,
+      `  ${container || "(top level)"}  ${formatCount(members.length)} ${members.length === 1 ? "tensor" : "tensors"}, ${formatBytes(bytes)}`,
     );
     const entries =
       options.all || members.length <= FOLD_THRESHOLD
@@ -183,7 +197,8 @@ export function renderInspect(report: InspectReport, options: InspectOptions): s
     const table = entries.map(({ name, rows: members }) => {
       const row = members[0]!;
       const cells = [
-        `    ${name}`,
+        // A file that is one bare tensor has no name for it.
+        `    ${name || "(the file's tensor)"}`,
         row.dtype,
         `[${row.shape.join(", ")}]`,
         members.length > 1

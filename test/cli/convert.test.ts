@@ -10,9 +10,9 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { formatPath } from "../../src/checkpoint/tree.js";
-import { main } from "../../src/cli/main.js";
 import { openCheckpointFile } from "../../src/node.js";
 import { bytesOf } from "../../src/tensors/dtype.js";
+import { runCli } from "../strategies/run-cli.js";
 
 const TORCH = fileURLToPath(new URL("../fixtures/torch/", import.meta.url));
 const torchFile = (name: string) => join(TORCH, name);
@@ -126,27 +126,7 @@ const u8 = (array: ArrayBufferView) =>
   new Uint8Array(array.buffer, array.byteOffset, array.byteLength);
 
 /** Runs the CLI in-process, capturing what it prints. */
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const writes = { stdout: "", stderr: "" };
-  const stdoutWrite = process.stdout.write;
-  const stderrWrite = process.stderr.write;
-  process.stdout.write = ((chunk: string | Uint8Array) => {
-    writes.stdout += String(chunk);
-    return true;
-  }) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string | Uint8Array) => {
-    writes.stderr += String(chunk);
-    return true;
-  }) as typeof process.stderr.write;
-  try {
-    const code = await main(args);
-    return { code, ...writes };
-  } finally {
-    process.stdout.write = stdoutWrite;
-    process.stderr.write = stderrWrite;
-    process.exitCode = undefined;
-  }
-}
+const cli = (...args: string[]) => runCli(args);
 
 /** Every tensor of a checkpoint by path: dtype, shape and the bytes read() gives. */
 async function tensorsOf(path: string, stateDictOnly = false) {

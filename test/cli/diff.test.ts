@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { main } from "../../src/cli/main.js";
+import { runCli } from "../strategies/run-cli.js";
 
 const FIXTURES = fileURLToPath(new URL("../fixtures/", import.meta.url));
 const torchFile = (name: string) => join(FIXTURES, "torch", name);
@@ -78,27 +78,7 @@ function buildSafetensors(
   return out;
 }
 
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const writes = { stdout: "", stderr: "" };
-  const stdoutWrite = process.stdout.write;
-  const stderrWrite = process.stderr.write;
-  process.stdout.write = ((chunk: string | Uint8Array) => {
-    writes.stdout += String(chunk);
-    return true;
-  }) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string | Uint8Array) => {
-    writes.stderr += String(chunk);
-    return true;
-  }) as typeof process.stderr.write;
-  try {
-    const code = await main(args);
-    return { code, ...writes };
-  } finally {
-    process.stdout.write = stdoutWrite;
-    process.stderr.write = stderrWrite;
-    process.exitCode = undefined;
-  }
-}
+const cli = (...args: string[]) => runCli(args);
 
 interface DiffJson {
   equal: boolean;

@@ -9,8 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { main } from "../../src/cli/main.js";
 import { openCheckpointFile } from "../../src/node.js";
+import { runCli } from "../strategies/run-cli.js";
 
 const TORCH = fileURLToPath(new URL("../fixtures/torch/", import.meta.url));
 const torchFile = (name: string) => join(TORCH, name);
@@ -83,27 +83,7 @@ async function safetensorsValues(
   return out;
 }
 
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const writes = { stdout: "", stderr: "" };
-  const stdoutWrite = process.stdout.write;
-  const stderrWrite = process.stderr.write;
-  process.stdout.write = ((chunk: string | Uint8Array) => {
-    writes.stdout += String(chunk);
-    return true;
-  }) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string | Uint8Array) => {
-    writes.stderr += String(chunk);
-    return true;
-  }) as typeof process.stderr.write;
-  try {
-    const code = await main(args);
-    return { code, ...writes };
-  } finally {
-    process.stdout.write = stdoutWrite;
-    process.stderr.write = stderrWrite;
-    process.exitCode = undefined;
-  }
-}
+const cli = (...args: string[]) => runCli(args);
 
 let dir: string;
 beforeEach(async () => {

@@ -161,9 +161,11 @@ class PickleMachine {
         `${opcodeName(this.bytes[this.reader.opStart]!)} needs a MARK but there is none`,
       );
     }
-    // slice + truncate: one exactly sized copy (splice also builds its result generically).
-    const items = this.stack.slice(this.base);
-    this.stack.length = this.base;
+    // An exactly sized copy, then pops: splice builds its result generically, and setting
+    // `length` is a call into the runtime.
+    const stack = this.stack;
+    const items = stack.slice(this.base);
+    for (let i = items.length; i > 0; i--) stack.pop();
     this.marks.pop();
     this.base = this.marks.length > 0 ? this.marks[this.marks.length - 1]! : 0;
     this.checkItems(items.length);

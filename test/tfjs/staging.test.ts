@@ -1,0 +1,177 @@
+import { readFileSync } from "node:fs";
+import * as tf from "@tensorflow/tfjs";
+import { beforeAll, describe, expect, it } from "vitest";
+import { openCheckpoint } from "../../src/checkpoint/open.js";
+import { type ByteSource, MemorySource } from "../../src/io/byte-source.js";
+import { runTfjsLoad } from "../../src/tfjs/load.js";
+import { tfjsModelTarget } from "../../src/tfjs/model-target.js";
+import { buildNet, config, snapshot, torchFixture, useBackend } from "./helpers.js";
+
+/**
+ * Transactional staging reads the next tensor while the previous one is transposed: two reads
+ * in flight at most, values and failures still taken in plan order, and nothing left running
+ * when a load fails.
+ */
+
+/** What one tensor read does, by its position among the load's tensor reads. */
+type ReadPolicy = (index: number) => { delayMs?: number; error?: Error } | undefined;
+
+/**
+ * The fixture's bytes, with every tensor read (readInto, once `gating` is on: opening reads
+ * the index with read()) counted and, per `policy`, delayed or failed.
+ */
+class GatedSource implements ByteSource {
+  gating = false;
+  calls = 0;
+  inFlight = 0;
+  maxInFlight = 0;
+  private readonly inner: MemorySource;
+
+  constructor(
+    bytes: Uint8Array,
+    private readonly policy: ReadPolicy = () => undefined,
+  ) {
+    this.inner = new MemorySource(bytes, "net_state_dict.pt");
+  }
+  get name() {
+    return this.inner.name;
+  }
+  get size() {
+    return this.inner.size;
+  }
+  get bytesRead() {
+    return this.inner.bytesRead;
+  }
+  read(offset: number, length: number) {
+    return this.inner.read(offset, length);
+  }
+  async readInto(offset: number, destination: Uint8Array) {
+    if (!this.gating) return this.inner.readInto(offset, destination);
+    const rule = this.policy(this.calls++) ?? {};
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    try {
+      // Always a macrotask: a read from disk never completes within the call.
+      await new Promise((resolve) => setTimeout(resolve, rule.delayMs ?? 0));
+      if (rule.error) throw rule.error;
+      await this.inner.readInto(offset, destination);
+    } finally {
+      this.inFlight--;
+    }
+  }
+  close() {
+    return this.inner.close();
+  }
+}
+
+const fixtureBytes = () => new Uint8Array(readFileSync(torchFixture("net_state_dict.pt")));
+
+async function load(source: GatedSource, signal?: AbortSignal) {
+  const checkpoint = await openCheckpoint(source);
+  source.gating = true;
+  const model = buildNet({ seed: 60 });
+  const before = snapshot(model);
+  const tensorsBefore = tf.memory().numTensors;
+  const run = runTfjsLoad({
+    checkpoint,
+    targets: { model: tfjsModelTarget(model) },
+    config: config({ type: "weights_only", mode: "transactional" }),
+    pytorch: true,
+    ...(signal ? { signal } : {}),
+  });
+  return { checkpoint, model, before, tensorsBefore, run };
+}
+
+beforeAll(async () => {
+  await useBackend("cpu");
+});
+
+describe("transactional staging with the next read in flight", () => {
+  it("reads two tensors at a time at most and loads the same values as one at a time", async () => {
+    const source = new GatedSource(fixtureBytes());
+    const { checkpoint, model, run } = await load(source);
+    const { report } = await run;
+    // One read per loaded tensor, the next always started before the previous one ended.
+    expect(source.calls).toBe(report.tensorsLoaded);
+    expect(report.tensorsLoaded).toBeGreaterThan(2);
+    expect(source.maxInFlight).toBe(2);
+
+    // The reference: the same load with reads one at a time (in_place writes tensor by tensor
+    // from its own reads; the Net's small weights are read into the model's arrays).
+    const reference = buildNet({ seed: 60 });
+    const plain = await openCheckpoint(new MemorySource(fixtureBytes(), "net_state_dict.pt"));
+    await runTfjsLoad({
+      checkpoint: plain,
+      targets: { model: tfjsModelTarget(reference) },
+      config: config({ type: "weights_only", mode: "in_place" }),
+      pytorch: true,
+    });
+    expect(snapshot(model).weights).toEqual(snapshot(reference).weights);
+    model.dispose();
+    reference.dispose();
+    await checkpoint.close();
+    await plain.close();
+  });
+
+  it("a read failing while the previous one is still in flight: nothing changes, nothing runs on", async () => {
+    const source = new GatedSource(fixtureBytes(), (index) =>
+      index === 0
+        ? { delayMs: 30 }
+        : index === 1
+          ? { error: new Error("disk failure in the second tensor") }
+          : undefined,
+    );
+    const { checkpoint, model, before, tensorsBefore, run } = await load(source);
+    await expect(run).rejects.toMatchObject({
+      code: "APPLY_FAILED",
+      message: expect.stringContaining("disk failure in the second tensor"),
+    });
+    // Staging stays one read ahead: the third read started when the first ended, and every
+    // read had settled before the load failed.
+    expect(source.calls).toBe(3);
+    expect(source.inFlight).toBe(0);
+    expect(snapshot(model)).toEqual(before);
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
+    model.dispose();
+    await checkpoint.close();
+  });
+
+  it("two failing reads: the first in plan order is the one reported, even if it fails last", async () => {
+    const source = new GatedSource(fixtureBytes(), (index) =>
+      index === 0
+        ? { delayMs: 30, error: new Error("disk failure in the first tensor") }
+        : index === 1
+          ? { error: new Error("disk failure in the second tensor") }
+          : undefined,
+    );
+    const { checkpoint, model, before, tensorsBefore, run } = await load(source);
+    const error = await run.then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(error?.message).toContain("disk failure in the first tensor");
+    expect(error?.message).not.toContain("second");
+    expect(source.inFlight).toBe(0);
+    expect(snapshot(model)).toEqual(before);
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
+    model.dispose();
+    await checkpoint.close();
+  });
+
+  it("an abort while reads are in flight: ABORTED once they settle, nothing changed", async () => {
+    const controller = new AbortController();
+    const source = new GatedSource(fixtureBytes(), (index) => {
+      if (index === 2) controller.abort();
+      return { delayMs: 5 };
+    });
+    const { checkpoint, model, before, tensorsBefore, run } = await load(source, controller.signal);
+    await expect(run).rejects.toMatchObject({ code: "ABORTED" });
+    expect(source.inFlight).toBe(0);
+    // Aborting stops the staging: no read starts after the one in flight when it was seen.
+    expect(source.calls).toBeLessThanOrEqual(4);
+    expect(snapshot(model)).toEqual(before);
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
+    model.dispose();
+    await checkpoint.close();
+  });
+});
