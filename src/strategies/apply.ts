@@ -147,10 +147,18 @@ async function stageEntry(
 }
 
 /**
- * Stages every load in plan order with the next one's read already started, so that one
- * tensor's file read (in the I/O thread, page faults of its fresh array included) runs while
- * the previous one is transposed or converted on this thread. Yields each value in order; the
- * first failure in plan order is thrown, after the read in flight has settled.
+ * Reads started ahead of the tensor being staged. With one ahead, the I/O thread sat idle
+ * through each garbage collection (20 ms or more: every 32-64 MiB of fresh arrays starts one)
+ * once its single read was done; a few keep it busy. Staging allocates every value anyway, so
+ * reading ahead costs no memory.
+ */
+const STAGING_AHEAD = 4;
+
+/**
+ * Stages every load in plan order with the next reads already started, so that file reads (in
+ * Node's I/O threads, page faults of the fresh arrays included) run while this thread
+ * transposes, converts or collects garbage. Yields each value in order; the first failure in
+ * plan order is thrown, once every read in flight has settled.
  */
 async function* stageAll(
   loads: readonly PlanEntry[],
@@ -159,20 +167,20 @@ async function* stageAll(
   signal: AbortSignal | undefined,
   file: string,
 ): AsyncGenerator<[PlanEntry, TypedArray]> {
-  // At most two in flight: the one awaited and the next.
   const inFlight: Promise<TypedArray>[] = [];
-  const start = (index: number) => {
-    if (index >= loads.length) return;
-    checkAborted(signal, file);
-    const staging = stageEntry(loads[index]!, handles, targets);
-    // Handled when awaited in turn; this keeps an early failure from being reported unhandled.
-    staging.catch(() => {});
-    inFlight.push(staging);
+  let started = 0;
+  const startAhead = () => {
+    while (started < loads.length && inFlight.length <= STAGING_AHEAD) {
+      checkAborted(signal, file);
+      const staging = stageEntry(loads[started++]!, handles, targets);
+      // Handled when awaited in turn; this keeps an early failure from being reported unhandled.
+      staging.catch(() => {});
+      inFlight.push(staging);
+    }
   };
   try {
-    start(0);
     for (let i = 0; i < loads.length; i++) {
-      start(i + 1);
+      startAhead();
       const value = await inFlight[0]!;
       inFlight.shift();
       yield [loads[i]!, value];

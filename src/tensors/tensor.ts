@@ -1,6 +1,6 @@
 import { FormatError, TensorError } from "../errors.js";
 import type { PyObjectLike } from "../formats/pickle/values.js";
-import type { ByteSource } from "../io/byte-source.js";
+import { type ByteSource, MemorySource } from "../io/byte-source.js";
 import { canConvert, convertElements } from "./convert.js";
 import {
   allocate,
@@ -338,3 +338,12 @@ export function swapBytes(bytes: Uint8Array, size: number): void {
     }
   }
 }
+
+/**
+ * One tensor kept for the life of the module, so that its hidden class outlives a full garbage
+ * collection: see SHAPE_KEEPERS in formats/pickle/values.ts.
+ */
+export const TENSOR_SHAPE_KEEPER = new Tensor({
+  storage: { source: new MemorySource(new Uint8Array(0)), dtype: "float32", bigEndian: false },
+  shape: [0],
+});

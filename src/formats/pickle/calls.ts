@@ -23,6 +23,8 @@ export interface CallPolicy {
   construct(cls: PyValue, args: PyValue, kwargs: PyDict, opcode: string): PyValue;
   /** BUILD: give `target` the state `state`. */
   build(target: PyValue, state: PyValue): void;
+  /** Drops the options and everything resolved, once the unpickle is over. */
+  release(): void;
 }
 
 const NO_ARGS = makeTuple([]);
@@ -42,10 +44,14 @@ function isBuildable(value: object): value is Buildable {
   return typeof (value as Partial<Buildable>).setState === "function";
 }
 
-export function createCallPolicy(options: UnpickleOptions, opaqueClasses: Set<string>): CallPolicy {
+export function createCallPolicy(
+  givenOptions: UnpickleOptions,
+  opaqueClasses: Set<string>,
+): CallPolicy {
+  let options = givenOptions;
   const file = options.file;
   const allowed = new Set(options.allowGlobals ?? []);
-  const resolved = new WeakMap<PyGlobal, Resolved>();
+  let resolved = new WeakMap<PyGlobal, Resolved>();
 
   // The last two globals resolved: a torch pickle alternates between two (the rebuild function
   // and OrderedDict, 20,000 times each), and comparing identities is cheaper than a WeakMap.
@@ -239,5 +245,15 @@ export function createCallPolicy(options: UnpickleOptions, opaqueClasses: Set<st
     }
   }
 
-  return { call, construct, build };
+  function release(): void {
+    options = {};
+    allowed.clear();
+    resolved = new WeakMap();
+    lastGlobal = undefined;
+    lastResolved = undefined;
+    previousGlobal = undefined;
+    previousResolved = undefined;
+  }
+
+  return { call, construct, build, release };
 }

@@ -73,6 +73,12 @@ class ReadIndices implements MemoReads {
   }
 }
 
+/**
+ * One set kept for the life of the module, so that its hidden class (and the optimized code of
+ * add and has) outlives a full garbage collection: see SHAPE_KEEPERS in values.ts.
+ */
+export const READ_INDICES_SHAPE_KEEPER: MemoReads = new ReadIndices(0);
+
 // What follows each opcode byte: a fixed number of bytes (≥ 0), or one of these kinds.
 const STOP = -1;
 const UNSURE = -2;

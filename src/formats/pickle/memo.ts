@@ -20,7 +20,16 @@ export class Memo {
   /** With `reads`: the values of the entries that are read. */
   private readonly kept = new Map<number, PyValue>();
 
-  constructor(private readonly reads?: MemoReads) {}
+  constructor(private reads?: MemoReads) {}
+
+  /** Forgets every entry and which are read (the memo of a finished unpickle). */
+  clear(): void {
+    this.dense.length = 0;
+    this.sparse.clear();
+    this.kept.clear();
+    this.counted = 0;
+    this.reads = undefined;
+  }
 
   get size(): number {
     return this.dense.length + this.counted + this.sparse.size;

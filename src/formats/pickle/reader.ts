@@ -20,7 +20,7 @@ const MEMO_INDEX = /^\s*\+?\d(?:_?\d)*\s*$/;
  * limits before anything is allocated, and every error located at the opcode being executed.
  */
 export class PickleReader {
-  readonly view: DataView;
+  view: DataView;
   /** Next byte to read. */
   pos: number;
   /** Offset of the opcode being executed, for error locations. */
@@ -31,7 +31,7 @@ export class PickleReader {
   private frameEnd = -1;
 
   constructor(
-    readonly bytes: Uint8Array,
+    public bytes: Uint8Array,
     start: number,
     private readonly file: string | undefined,
     private readonly baseOffset: number,
@@ -50,6 +50,16 @@ export class PickleReader {
     this.pos = start;
     this.opStart = start;
     this.limit = bytes.length;
+  }
+
+  /** Lets go of the pickle's bytes once unpickling is over (the machine may be kept). */
+  release(empty: Uint8Array): void {
+    this.bytes = empty;
+    this.view = new DataView(empty.buffer, empty.byteOffset, empty.byteLength);
+    this.pos = 0;
+    this.opStart = 0;
+    this.limit = 0;
+    this.frameEnd = -1;
   }
 
   /** Where the current opcode is, for errors. */

@@ -35,10 +35,29 @@ export function unpickle(
   options: UnpickleOptions = {},
   start = 0,
 ): UnpickleResult {
-  return new PickleMachine(bytes, options, start).run();
+  const machine = new PickleMachine(bytes, options, start);
+  try {
+    return machine.run();
+  } finally {
+    machine.release();
+    kept.lastMachine = machine;
+  }
 }
 
+/**
+ * The last machine to finish, emptied (see release), kept. V8's optimized code for the opcode handlers
+ * refers weakly to the machine it was compiled against and to the reader, memo and call policy
+ * it reached through it; once a full garbage collection finds them dead, it throws that code
+ * away (trace-deopt: "weak objects"), and the next unpickle ran its handlers unoptimized and
+ * recompiled them: a 20,000-tensor checkpoint opened right after a full collection took about
+ * 1.6 times as long as one opened right after another. Keeping the last machine (holding
+ * nothing of its pickle) keeps that code.
+ */
+const kept: { lastMachine: PickleMachine | undefined } = { lastMachine: undefined };
+
 const EMPTY_TUPLE = makeTuple([]) as PyValue;
+const NO_BYTES = new Uint8Array(0);
+const NO_OPTIONS: UnpickleOptions = Object.freeze({});
 
 /** A tuple as a stack value (values.ts types tuples as readonly arrays, outside PyValue). */
 function tuple(items: PyValue[]): PyValue {
@@ -68,8 +87,8 @@ class PickleMachine {
   readonly memo: Memo;
 
   constructor(
-    readonly bytes: Uint8Array,
-    private readonly options: UnpickleOptions,
+    public bytes: Uint8Array,
+    private options: UnpickleOptions,
     start: number,
   ) {
     this.limits = resolveLimits(options.limits);
@@ -91,6 +110,21 @@ class PickleMachine {
     } catch (error) {
       throw this.located(error);
     }
+  }
+
+  /**
+   * Drops every reference to the pickle, its values and the caller's options, so that a machine
+   * kept after its run (lastMachine) holds nothing: only its own small objects stay.
+   */
+  release(): void {
+    this.stack.length = 0;
+    this.marks.length = 0;
+    this.base = 0;
+    this.bytes = NO_BYTES;
+    this.options = NO_OPTIONS;
+    this.reader.release(NO_BYTES);
+    this.memo.clear();
+    this.policy.release();
   }
 
   // ---------------------------------------------------------------- errors

@@ -78,3 +78,19 @@ export class PyComplex implements PyObjectLike {
     readonly imag: number,
   ) {}
 }
+
+/**
+ * V8 forgets a hidden class once a full garbage collection finds no object using it (the
+ * transitions that lead to it are weak), and throws away the optimized code and inline caches
+ * built for it. After a checkpoint is closed and collected, the next open would run its hot
+ * loops unoptimized and recompile them. One value of each kind the unpickler builds, kept for
+ * the life of the module, keeps those classes: a global, an opaque object, and frozen arrays
+ * (tuples) of each element kind (small integers; floats; anything).
+ */
+export const SHAPE_KEEPERS: readonly unknown[] = [
+  new PyGlobal("", ""),
+  new OpaqueObject("", "", makeTuple([])),
+  makeTuple([0]),
+  makeTuple([0.5]),
+  makeTuple([null]),
+];

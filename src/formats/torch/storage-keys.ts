@@ -45,3 +45,9 @@ export function storageKeyIndex(text: string, from: number, limit: number): numb
   }
   return value < limit ? value : -1;
 }
+
+/**
+ * One map kept for the life of the module, so that its hidden class (and the optimized code of
+ * get and set) outlives a full garbage collection: see SHAPE_KEEPERS in formats/pickle/values.ts.
+ */
+export const STORAGE_KEY_MAP_SHAPE_KEEPER = new StorageKeyMap<unknown>(0);

@@ -1,4 +1,4 @@
-import type { ByteSource } from "../../io/byte-source.js";
+import { type ByteSource, MemorySource } from "../../io/byte-source.js";
 import type { DType } from "../../tensors/dtype.js";
 import type { Storage } from "../../tensors/tensor.js";
 import type { PyObjectLike } from "../pickle/values.js";
@@ -65,3 +65,15 @@ export function storageAs(storage: TorchStorage, dtype: DType): Storage {
   }
   return view;
 }
+
+/**
+ * One storage kept for the life of the module, so that the hidden class of a frozen storage
+ * outlives a full garbage collection: see SHAPE_KEEPERS in formats/pickle/values.ts.
+ */
+export const STORAGE_SHAPE_KEEPER = makeTorchStorage({
+  source: new MemorySource(new Uint8Array(0)),
+  dtype: "float32",
+  bigEndian: false,
+  untyped: false,
+  key: "",
+});

@@ -1,5 +1,5 @@
 import { ArchiveError, LimitExceededError } from "../../errors.js";
-import { type ByteSource, checkRange } from "../../io/byte-source.js";
+import { type ByteSource, checkRange, MemorySource } from "../../io/byte-source.js";
 import {
   CENTRAL_HEADER_SIGNATURE,
   CENTRAL_HEADER_SIZE,
@@ -15,13 +15,12 @@ import { crc32 } from "./crc32.js";
 import { locateDirectory } from "./end-record.js";
 import { u16, u32, u64 } from "./little-endian.js";
 import {
+  asciiText,
   checkEntryName,
   decodeEntryName,
   entryNameProblem,
   isAsciiRange,
 } from "./names.js";
-
-const latin1 = new TextDecoder("latin1");
 
 /** The central directory is read in one piece: ~100 bytes an entry, so millions of entries. */
 export const MAX_DIRECTORY_BYTES = 256 << 20;
@@ -288,10 +287,6 @@ function parseDirectory(
   archive: object,
 ): DirectoryEntry[] {
   const entries: DirectoryEntry[] = [];
-  // ASCII names (nearly all) are cut out of the directory read as text in one decoder call:
-  // 20,000 names cost a fraction of a call each. Latin-1 gives one character per byte, so
-  // offsets in the text are offsets in the bytes.
-  const text = latin1.decode(bytes);
   // Locations for messages are built only when something is wrong: one record per tensor.
   const where = (at: number) => ({ file, offset: directoryOffset + at });
   let at = 0;
@@ -322,7 +317,7 @@ function parseDirectory(
     const rawName = ascii ? undefined : bytes.slice(nameStart, nameEnd);
     const name =
       rawName === undefined
-        ? text.substring(nameStart, nameEnd)
+        ? asciiText(bytes, nameStart, nameEnd)
         : decodeEntryName(rawName, (flags & FLAG_UTF8) !== 0, where(at));
     if (entryNameProblem(name) !== undefined) checkEntryName(name, where(at));
     if (flags & FLAG_ENCRYPTED) {
@@ -531,3 +526,14 @@ function outOfBounds(entry: ZipEntry, file: string): ArchiveError {
 function hex(n: number): string {
   return `0x${n.toString(16).padStart(8, "0")}`;
 }
+
+/**
+ * One directory entry and one entry source kept for the life of the module, so that their
+ * hidden classes outlive a full garbage collection: see SHAPE_KEEPERS in
+ * formats/pickle/values.ts.
+ */
+const keptEntry = new DirectoryEntry("", METHOD_STORED, 0, 0, 0, 0, 0, {}, undefined);
+export const ZIP_SHAPE_KEEPERS: readonly unknown[] = [
+  keptEntry,
+  new EntrySource(new MemorySource(new Uint8Array(0)), keptEntry, async () => 0),
+];
