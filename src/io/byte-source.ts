@@ -77,40 +77,53 @@ export class MemorySource implements ByteSource {
 
 /**
  * A window `[start, start + size)` of another source. `start` may be resolved lazily (a zip
- * entry's data begins after its local header, which is only read when the entry is first used).
+ * entry's data begins after its local header, which is only read when the entry is first used):
+ * pass a function, or leave it undefined in a subclass that overrides resolveStart().
  */
 export class SliceSource implements ByteSource {
-  private start: number | undefined;
-  private pendingStart: Promise<number> | undefined;
-  private resolveStart: (() => Promise<number>) | undefined;
+  #start: number | undefined;
+  #pendingStart: Promise<number> | undefined;
+  readonly #resolveStart: (() => Promise<number>) | undefined;
+  readonly #name: string;
 
   constructor(
-    private readonly parent: ByteSource,
-    start: number | (() => Promise<number>),
+    protected readonly parent: ByteSource,
+    start: number | (() => Promise<number>) | undefined,
     readonly size: number,
-    readonly name: string,
+    name: string,
   ) {
+    this.#name = name;
     if (typeof start === "number") {
       checkRange(parent.name, parent.size, start, size);
-      this.start = start;
+      this.#start = start;
     } else {
-      this.resolveStart = start;
+      this.#resolveStart = start;
     }
+  }
+
+  get name(): string {
+    return this.#name;
   }
 
   get bytesRead(): number {
     return this.parent.bytesRead;
   }
 
+  /** Where a lazy slice starts in its parent; called once, on first use. */
+  protected resolveStart(): Promise<number> {
+    if (!this.#resolveStart) throw new Error(`slice '${this.name}' has no start`);
+    return this.#resolveStart();
+  }
+
   /** Absolute offset of this slice in its parent (resolving it if lazy). */
   async origin(): Promise<number> {
-    if (this.start !== undefined) return this.start;
-    this.pendingStart ??= this.resolveStart!().then((start) => {
+    if (this.#start !== undefined) return this.#start;
+    this.#pendingStart ??= this.resolveStart().then((start) => {
       checkRange(this.parent.name, this.parent.size, start, this.size);
-      this.start = start;
+      this.#start = start;
       return start;
     });
-    return this.pendingStart;
+    return this.#pendingStart;
   }
 
   async prepare(): Promise<void> {

@@ -1,5 +1,5 @@
 import { ArchiveError, LimitExceededError } from "../../errors.js";
-import { type ByteSource, checkRange, MemorySource } from "../../io/byte-source.js";
+import { type ByteSource, MemorySource, SliceSource } from "../../io/byte-source.js";
 import {
   CENTRAL_HEADER_SIGNATURE,
   CENTRAL_HEADER_SIZE,
@@ -48,7 +48,7 @@ export interface ZipArchive {
    * The entry's bytes, read lazily: the local header is read and checked against the central
    * directory on first use. Throws COMPRESSED_ENTRY for entries that are not stored.
    */
-  entrySource(entry: ZipEntry): EntrySource;
+  entrySource(entry: ZipEntry): SliceSource;
   /** The whole entry in memory with its CRC-32 verified: for small records such as data.pkl. */
   readEntry(entry: ZipEntry): Promise<Uint8Array>;
 }
@@ -117,60 +117,29 @@ class DirectoryEntry implements ZipEntry {
 
 /**
  * An entry's bytes: a window of the archive starting after the entry's local header, which is
- * read and checked on first use. What SliceSource does for a lazy start, without a closure and
- * a name string built for each entry at open (a torch archive has one entry per tensor): the
- * name (`file.pt:archive/data/0`) is built when first asked for.
+ * read and checked on first use. A SliceSource whose lazy start and name come from the entry
+ * rather than from a closure and a string made for each entry at open (a torch archive has one
+ * entry per tensor): the name (`file.pt:archive/data/0`) is built when first asked for.
  */
-export class EntrySource implements ByteSource {
-  readonly size: number;
+class EntrySource extends SliceSource {
   #name: string | undefined;
-  #start: number | undefined;
-  #pendingStart: Promise<number> | undefined;
 
   constructor(
-    private readonly parent: ByteSource,
+    parent: ByteSource,
     private readonly entry: DirectoryEntry,
-    private readonly resolveStart: (entry: DirectoryEntry) => Promise<number>,
+    private readonly entryStart: (entry: DirectoryEntry) => Promise<number>,
   ) {
-    this.size = entry.uncompressedSize;
+    super(parent, undefined, entry.uncompressedSize, "");
   }
 
-  get name(): string {
+  override get name(): string {
     this.#name ??= `${this.parent.name}:${this.entry.name}`;
     return this.#name;
   }
 
-  get bytesRead(): number {
-    return this.parent.bytesRead;
+  protected override resolveStart(): Promise<number> {
+    return this.entryStart(this.entry);
   }
-
-  /** Absolute offset of the entry's data in the archive (reading its local header the first time). */
-  async origin(): Promise<number> {
-    if (this.#start !== undefined) return this.#start;
-    this.#pendingStart ??= this.resolveStart(this.entry).then((start) => {
-      checkRange(this.parent.name, this.parent.size, start, this.size);
-      this.#start = start;
-      return start;
-    });
-    return this.#pendingStart;
-  }
-
-  async prepare(): Promise<void> {
-    await this.parent.prepare?.();
-    await this.origin();
-  }
-
-  async read(offset: number, length: number): Promise<Uint8Array> {
-    checkRange(this.name, this.size, offset, length);
-    return this.parent.read((await this.origin()) + offset, length);
-  }
-
-  async readInto(offset: number, destination: Uint8Array): Promise<void> {
-    checkRange(this.name, this.size, offset, destination.byteLength);
-    return this.parent.readInto((await this.origin()) + offset, destination);
-  }
-
-  async close(): Promise<void> {}
 }
 
 /** Opens a zip archive by reading its end records and central directory (never the entries). */
@@ -237,7 +206,7 @@ export async function readZipArchive(source: ByteSource): Promise<ZipArchive> {
     return start;
   };
 
-  const entrySource = (entry: ZipEntry): EntrySource => {
+  const entrySource = (entry: ZipEntry): SliceSource => {
     if (!DirectoryEntry.isIn(entry, identity)) {
       throw new ArchiveError("UNKNOWN_ENTRY", `'${entry.name}' is not an entry of this archive`, {
         file,
