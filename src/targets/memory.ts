@@ -10,6 +10,7 @@ import {
   type TypedArray,
 } from "../tensors/dtype.js";
 import { formatShape, numelOf } from "../tensors/shape.js";
+import { type FaultInjection, injectFaults, once } from "./transactions.js";
 import type {
   Hyperparameters,
   ModelTarget,
@@ -28,46 +29,10 @@ import type {
  * every mutation is all-or-nothing and that its Undo restores exactly what was there.
  */
 
-/** Makes chosen operations fail, for tests of rollback: checked before anything changes. */
-export interface FaultInjection {
-  /**
-   * Called with the operation (`write`, `setTrainable`, `setState`, `reset`) and no name, then
-   * once per parameter name the operation touches; returning true makes it throw a LoadError.
-   */
-  failOn: (op: string, name?: string) => boolean;
-}
+export type { FaultInjection };
 
 export interface TargetOptions {
   faults?: FaultInjection;
-}
-
-function injectFaults(
-  faults: FaultInjection | undefined,
-  op: string,
-  names: Iterable<string>,
-): void {
-  if (!faults) return;
-  const fail = (name?: string) => {
-    throw new LoadError(
-      "INJECTED_FAULT",
-      `injected failure in ${op}${name === undefined ? "" : ` of '${name}'`}`,
-      {
-        key: name,
-      },
-    );
-  };
-  if (faults.failOn(op)) fail();
-  for (const name of names) if (faults.failOn(op, name)) fail(name);
-}
-
-/** An Undo that runs once; later calls do nothing (the state it restores is gone by then). */
-function once(restore: () => void): Undo {
-  let done = false;
-  return async () => {
-    if (done) return;
-    done = true;
-    restore();
-  };
 }
 
 /** Elements a typed array holding `numel` values of `dtype` has (raw types: bytes; complex: 2 per value). */

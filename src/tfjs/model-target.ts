@@ -1,5 +1,5 @@
 import { LoadError } from "../errors.js";
-import type { FaultInjection } from "../targets/memory.js";
+import { type FaultInjection, injectFaults, once } from "../targets/transactions.js";
 import type { ModelTarget, ParameterInfo, Undo } from "../targets/types.js";
 import { arrayKindOf, dtypeInfo, type TypedArray } from "../tensors/dtype.js";
 import { formatShape, numelOf } from "../tensors/shape.js";
@@ -24,7 +24,6 @@ import {
   setTrainableWeights,
   type TrainableFlags,
 } from "./trainable.js";
-import { injectFaults, once } from "./transactions.js";
 import { listModelWeights, type ModelWeight } from "./weights.js";
 
 /**

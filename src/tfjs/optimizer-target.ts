@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { LoadError } from "../errors.js";
-import type { FaultInjection } from "../targets/memory.js";
+import { type FaultInjection, injectFaults, once } from "../targets/transactions.js";
 import type {
   Hyperparameters,
   OptimizerState,
@@ -38,7 +38,6 @@ import {
   slotsByWeight,
   trainingOrder,
 } from "./optimizer-slots.js";
-import { injectFaults, once } from "./transactions.js";
 import { listModelWeights, type ModelWeight } from "./weights.js";
 
 /**

@@ -1,3 +1,4 @@
+import { once } from "../../targets/transactions.js";
 import type { SchedulerState, SchedulerTarget, Undo } from "../../targets/types.js";
 import type { LrScheduler } from "./types.js";
 
@@ -21,15 +22,5 @@ export function schedulerTarget(scheduler: LrScheduler): SchedulerTarget {
       scheduler.reset();
       return once(restore);
     },
-  };
-}
-
-/** An Undo that acts the first time only (a second call must not undo later changes). */
-function once(restore: () => void): Undo {
-  let done = false;
-  return async () => {
-    if (done) return;
-    done = true;
-    restore();
   };
 }

@@ -1,8 +1,16 @@
 import { LoadError } from "../errors.js";
-import type { FaultInjection } from "../targets/memory.js";
-import type { Undo } from "../targets/types.js";
+import type { Undo } from "./types.js";
 
-/** Helpers the tfjs targets share to keep every change all-or-nothing. */
+/** What every target (in memory, tfjs) uses to keep each change all-or-nothing, and to test it. */
+
+/** Makes chosen operations fail, for tests of rollback: checked before anything changes. */
+export interface FaultInjection {
+  /**
+   * Called with the operation (`write`, `setTrainable`, `setState`, `reset`) and no name, then
+   * once per parameter name the operation touches; returning true makes it throw a LoadError.
+   */
+  failOn: (op: string, name?: string) => boolean;
+}
 
 /** An Undo that acts the first time only (a second call must not undo later changes). */
 export function once(restore: () => void): Undo {
@@ -16,7 +24,7 @@ export function once(restore: () => void): Undo {
 
 /**
  * Throws a LoadError when `faults` asks `op` to fail, as a whole (no name) or for one of `names`.
- * Called after validation and before the first change, as memory.ts's targets do.
+ * Called after validation and before the first change.
  */
 export function injectFaults(
   faults: FaultInjection | undefined,
