@@ -12,29 +12,8 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { formatPath } from "../../src/checkpoint/tree.js";
 import { openCheckpointFile } from "../../src/node.js";
 import { bytesOf } from "../../src/tensors/dtype.js";
-import { runCli } from "../strategies/run-cli.js";
-
-const TORCH = fileURLToPath(new URL("../fixtures/torch/", import.meta.url));
-const torchFile = (name: string) => join(TORCH, name);
-
-interface ExpectedTensor {
-  path: (string | number)[];
-  dtype: string;
-  shape: number[];
-  numel: number;
-  storageOffset: number;
-  isContiguous: boolean;
-  storage: { key: string };
-  first: (number | string)[];
-}
-interface ExpectedFile {
-  storages: { key: string; dataOffset: number; nbytes: number }[];
-  tensors: ExpectedTensor[];
-  tensorCount: number;
-}
-const expected: Record<string, ExpectedFile> = JSON.parse(
-  readFileSync(torchFile("expected.json"), "utf8"),
-).files;
+import { buildSafetensors, type ExpectedTensor, expected, torchFile } from "./fixture-records.js";
+import { runCli } from "./run-cli.js";
 
 const ITEM_SIZE: Record<string, number> = { float32: 4, int64: 8, float16: 2, bfloat16: 2 };
 
@@ -94,33 +73,6 @@ function parseSafetensors(bytes: Uint8Array): {
 
 const readSafetensors = async (path: string) =>
   parseSafetensors(new Uint8Array(await readFile(path)));
-
-/** A safetensors file built by hand: tensors in the order given, header padded with spaces. */
-function buildSafetensors(
-  tensors: Record<string, { dtype: string; shape: number[]; data: Uint8Array }>,
-) {
-  const header: Record<string, unknown> = {};
-  let offset = 0;
-  for (const [name, t] of Object.entries(tensors)) {
-    header[name] = {
-      dtype: t.dtype,
-      shape: t.shape,
-      data_offsets: [offset, offset + t.data.byteLength],
-    };
-    offset += t.data.byteLength;
-  }
-  let json = JSON.stringify(header);
-  json += " ".repeat((8 - (json.length % 8)) % 8);
-  const out = new Uint8Array(8 + json.length + offset);
-  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
-  out.set(new TextEncoder().encode(json), 8);
-  let at = 8 + json.length;
-  for (const t of Object.values(tensors)) {
-    out.set(t.data, at);
-    at += t.data.byteLength;
-  }
-  return out;
-}
 
 const u8 = (array: ArrayBufferView) =>
   new Uint8Array(array.buffer, array.byteOffset, array.byteLength);

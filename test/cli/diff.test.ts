@@ -1,82 +1,9 @@
-/**
- * `loadout diff`, run in-process through the real CLI entry point. Expected differences are
- * computed here from the fixtures' values read straight from the bytes where torch said its
- * storages are (expected.json), with the definition: |a − b| and |a − b| / max(|a|, |b|).
- */
-import { readFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { runCli } from "../strategies/run-cli.js";
-
-const FIXTURES = fileURLToPath(new URL("../fixtures/", import.meta.url));
-const torchFile = (name: string) => join(FIXTURES, "torch", name);
-
-interface ExpectedFile {
-  storages: { key: string; dataOffset: number }[];
-  tensors: {
-    path: (string | number)[];
-    dtype: string;
-    shape: number[];
-    numel: number;
-    storageOffset: number;
-    storage: { key: string };
-  }[];
-  tensorCount: number;
-}
-const expected: Record<string, ExpectedFile> = JSON.parse(
-  readFileSync(torchFile("expected.json"), "utf8"),
-).files;
-
-/** A net fixture's values by key, decoded from the file's bytes (little-endian float32 / int64). */
-function rawValues(file: string): Map<string, number[]> {
-  const bytes = readFileSync(torchFile(file));
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const values = new Map<string, number[]>();
-  for (const t of expected[file]!.tensors) {
-    const storage = expected[file]!.storages.find((s) => s.key === t.storage.key)!;
-    const size = t.dtype === "int64" ? 8 : 4;
-    const start = storage.dataOffset + t.storageOffset * size;
-    const read = (i: number) =>
-      t.dtype === "int64"
-        ? Number(view.getBigInt64(start + i * 8, true))
-        : view.getFloat32(start + i * 4, true);
-    values.set(
-      String(t.path.at(-1)),
-      Array.from({ length: t.numel }, (_, i) => read(i)),
-    );
-  }
-  return values;
-}
-
-/** A safetensors file built by hand, tensors in the order given. */
-function buildSafetensors(
-  tensors: Record<string, { dtype: string; shape: number[]; data: ArrayBufferView }>,
-) {
-  const header: Record<string, unknown> = {};
-  let offset = 0;
-  for (const [name, t] of Object.entries(tensors)) {
-    header[name] = {
-      dtype: t.dtype,
-      shape: t.shape,
-      data_offsets: [offset, offset + t.data.byteLength],
-    };
-    offset += t.data.byteLength;
-  }
-  let json = JSON.stringify(header);
-  json += " ".repeat((8 - (json.length % 8)) % 8);
-  const out = new Uint8Array(8 + json.length + offset);
-  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
-  out.set(new TextEncoder().encode(json), 8);
-  let at = 8 + json.length;
-  for (const t of Object.values(tensors)) {
-    out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), at);
-    at += t.data.byteLength;
-  }
-  return out;
-}
+import { buildSafetensors, expected, rawValues, TORCH, torchFile } from "./fixture-records.js";
+import { runCli } from "./run-cli.js";
 
 const cli = (...args: string[]) => runCli(args);
 
@@ -348,7 +275,7 @@ describe("diff: human view and errors", () => {
   it("exits 2 on a file it cannot read, a file without a state dict, or a bad tolerance", async () => {
     const json = await cli("diff", torchFile("net_state_dict.pt"), torchFile("expected.json"));
     expect(json.code).toBe(2);
-    const pickle = join(FIXTURES, "pickle", "ints_p2.pkl");
+    const pickle = join(TORCH, "..", "pickle", "ints_p2.pkl");
     const noModel = await cli("diff", pickle, pickle);
     expect(noModel.code).toBe(2);
     expect(noModel.stderr).toContain("--all");

@@ -1,26 +1,9 @@
-/**
- * `loadout inspect`, run in-process through the real CLI entry point. What each fixture holds
- * comes from PyTorch (test/fixtures/torch/expected.json, written by generate.py); sizes are
- * numel × the dtype's width.
- */
-import { readFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { runCli } from "../strategies/run-cli.js";
-
-const FIXTURES = fileURLToPath(new URL("../fixtures/", import.meta.url));
-const torchFile = (name: string) => join(FIXTURES, "torch", name);
-
-interface ExpectedFile {
-  format: string;
-  tensors: { path: (string | number)[]; dtype: string; shape: number[]; numel: number }[];
-}
-const expected: Record<string, ExpectedFile> = JSON.parse(
-  readFileSync(torchFile("expected.json"), "utf8"),
-).files;
+import { expected, torchFile } from "./fixture-records.js";
+import { runCli } from "./run-cli.js";
 
 const WIDTH: Record<string, number> = {
   float64: 8,

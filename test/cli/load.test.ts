@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { openCheckpointFile } from "../../src/node.js";
-import { runCli } from "../strategies/run-cli.js";
+import { runCli } from "./run-cli.js";
 
 const FIXTURES = join(import.meta.dirname, "../fixtures");
 const file = (name: string) => join(FIXTURES, "torch", name);

@@ -1,58 +1,10 @@
-/**
- * `loadout merge`, run in-process through the real CLI entry point. Expected values are
- * arithmetic on the fixtures' float32 values, read straight from the bytes where torch said its
- * storages are (expected.json), not through loadout's reader.
- */
-import { readFileSync } from "node:fs";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { openCheckpointFile } from "../../src/node.js";
-import { runCli } from "../strategies/run-cli.js";
-
-const TORCH = fileURLToPath(new URL("../fixtures/torch/", import.meta.url));
-const torchFile = (name: string) => join(TORCH, name);
-
-interface ExpectedTensor {
-  path: (string | number)[];
-  dtype: string;
-  numel: number;
-  storageOffset: number;
-  storage: { key: string };
-}
-interface ExpectedFile {
-  storages: { key: string; dataOffset: number }[];
-  tensors: ExpectedTensor[];
-}
-const expected: Record<string, ExpectedFile> = JSON.parse(
-  readFileSync(join(TORCH, "expected.json"), "utf8"),
-).files;
-
-/** A net fixture's values by key, as numbers, decoded from the file's bytes (little-endian). */
-function rawValues(file: string, prefix = ""): Map<string, number[]> {
-  const bytes = readFileSync(torchFile(file));
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const values = new Map<string, number[]>();
-  for (const t of expected[file]!.tensors) {
-    const storage = expected[file]!.storages.find((s) => s.key === t.storage.key)!;
-    const size = t.dtype === "int64" ? 8 : 4;
-    const start = storage.dataOffset + t.storageOffset * size;
-    const read = (i: number) =>
-      t.dtype === "int64"
-        ? Number(view.getBigInt64(start + i * 8, true))
-        : view.getFloat32(start + i * 4, true);
-    const key = String(t.path.at(-1));
-    if (key.startsWith(prefix)) {
-      values.set(
-        key.slice(prefix.length),
-        Array.from({ length: t.numel }, (_, i) => read(i)),
-      );
-    }
-  }
-  return values;
-}
+import { rawValues, torchFile } from "./fixture-records.js";
+import { runCli } from "./run-cli.js";
 
 /** A safetensors file's tensors as numbers (F32, BF16 and I64), parsed by the spec's layout. */
 async function safetensorsValues(

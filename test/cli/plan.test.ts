@@ -8,7 +8,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runCli } from "../strategies/run-cli.js";
+import { runCli } from "./run-cli.js";
 
 const TORCH = join(import.meta.dirname, "../fixtures/torch");
 const file = (name: string) => join(TORCH, name);

@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, symlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { main } from "../../src/cli/main.js";
+import { runCli } from "../cli/run-cli.js";
 import { type ConsoleStep, REPO } from "./markdown.js";
 
 /**
@@ -29,25 +29,8 @@ export interface Workspace {
 }
 
 async function runLoadout(args: string[]): Promise<StepResult> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const capture = (sink: string[]) =>
-    ((chunk: string | Uint8Array) => {
-      sink.push(typeof chunk === "string" ? chunk : new TextDecoder().decode(chunk));
-      return true;
-    }) as typeof process.stdout.write;
-  const { write: stdout } = process.stdout;
-  const { write: stderr } = process.stderr;
-  process.stdout.write = capture(out);
-  process.stderr.write = capture(err);
-  try {
-    const code = await main(args);
-    return { code, output: `${err.join("")}${out.join("")}` };
-  } finally {
-    process.stdout.write = stdout;
-    process.stderr.write = stderr;
-    process.exitCode = undefined;
-  }
+  const { code, stdout, stderr } = await runCli(args);
+  return { code, output: `${stderr}${stdout}` };
 }
 
 export async function createWorkspace(): Promise<Workspace> {
