@@ -8,7 +8,7 @@ import type { TensorLike } from "../../src/tensors/tensor-like.js";
 import type { ByteSink } from "../../src/writers/sink.js";
 
 /** A tensor whose elements are already in memory (read() path, no chunks). */
-export function memoryTensor(dtype: DType, shape: number[], data: TypedArray): TensorLike {
+export function memoryTensor(dtype: DType, shape: readonly number[], data: TypedArray): TensorLike {
   return {
     dtype,
     shape,

@@ -1,77 +1,16 @@
-/** Shared pieces of the torch writer tests. */
+/** Shared pieces of the torch writer tests (the in-memory tensors and sinks are the writer tests'). */
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import type { Checkpoint } from "../../../src/checkpoint/checkpoint.js";
 import { openCheckpoint } from "../../../src/checkpoint/open.js";
 import { MemorySource } from "../../../src/io/byte-source.js";
-import { convertElements } from "../../../src/tensors/convert.js";
-import {
-  allocate,
-  byteLengthOf,
-  bytesOf,
-  type DType,
-  type TypedArray,
-  viewAs,
-} from "../../../src/tensors/dtype.js";
+import { byteLengthOf, bytesOf, type DType, viewAs } from "../../../src/tensors/dtype.js";
 import type { TensorLike } from "../../../src/tensors/tensor-like.js";
-import type { ByteSink } from "../../../src/writers/sink.js";
 
-/** A tensor whose elements are in memory (read() only, no chunks). */
-export function memoryTensor(dtype: DType, shape: readonly number[], data: TypedArray): TensorLike {
-  return {
-    dtype,
-    shape,
-    async read(options = {}) {
-      const target = options.dtype ?? dtype;
-      if (target === dtype) return data.slice();
-      const numel = shape.reduce((a, b) => a * b, 1);
-      const out = allocate(target, numel);
-      convertElements(data, dtype, out, target);
-      return out;
-    },
-  };
-}
+import { memoryTensor } from "../helpers.js";
 
-export interface RecordingSink extends ByteSink {
-  writes: Uint8Array[];
-  closed: boolean;
-  aborted: boolean;
-  bytes(): Uint8Array;
-}
-
-/** A sink that keeps a copy of every write. */
-export function recordingSink(): RecordingSink {
-  const sink: RecordingSink = {
-    writes: [],
-    closed: false,
-    aborted: false,
-    async write(bytes) {
-      if (sink.closed || sink.aborted) throw new Error("write after close or abort");
-      sink.writes.push(bytes.slice());
-    },
-    async close() {
-      sink.closed = true;
-    },
-    async abort() {
-      sink.aborted = true;
-    },
-    bytes() {
-      return concat(sink.writes);
-    },
-  };
-  return sink;
-}
-
-export function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.byteLength;
-  }
-  return out;
-}
+export { concat, memoryTensor, type RecordingSink, recordingSink } from "../helpers.js";
 
 export function sha256(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
