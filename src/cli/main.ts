@@ -37,39 +37,43 @@ export function buildProgram(): Command {
     })
     .exitOverride();
 
-  program
-    .command("inspect")
-    .description("show a checkpoint's format, tensors, training counters and metadata")
-    .argument(
-      "<file>",
-      "checkpoint file (.pt/.pth/.ckpt/.bin, .safetensors, or a .safetensors.index.json)",
-    )
-    .option("--json", "print one JSON object on stdout")
-    .option("--stats", "compute each tensor's sum, min, max and mean (reads every tensor)")
-    .option("--all", "list every tensor instead of folding repeated layers")
-    .option("--strict", "refuse objects of unknown classes too")
-    .addOption(
-      new Option(
-        "--allow-global <module.name>",
-        "allow calling this global as an inert call (repeatable)",
-      ).argParser(collect),
-    )
-    .action(async (file: string, options) => {
-      const checkpoint = await openCheckpointFile(file, {
-        strict: options.strict === true,
-        allowGlobals: options.allowGlobal ?? [],
-      });
-      try {
-        const report = await buildInspectReport(checkpoint, options);
-        process.stdout.write(
-          options.json
-            ? `${JSON.stringify(inspectJson(report))}\n`
-            : `${renderInspect(report, options)}\n`,
-        );
-      } finally {
-        await checkpoint.close();
-      }
+  const readOptions = (command: Command) =>
+    command
+      .option("--strict", "refuse objects of unknown classes too")
+      .addOption(
+        new Option(
+          "--allow-global <module.name>",
+          "allow calling this global as an inert call (repeatable)",
+        ).argParser(collect),
+      );
+
+  readOptions(
+    program
+      .command("inspect")
+      .description("show a checkpoint's format, tensors, training counters and metadata")
+      .argument(
+        "<file>",
+        "checkpoint file (.pt/.pth/.ckpt/.bin, .safetensors, or a .safetensors.index.json)",
+      )
+      .option("--json", "print one JSON object on stdout")
+      .option("--stats", "compute each tensor's sum, min, max and mean (reads every tensor)")
+      .option("--all", "list every tensor instead of folding repeated layers"),
+  ).action(async (file: string, options) => {
+    const checkpoint = await openCheckpointFile(file, {
+      strict: options.strict === true,
+      allowGlobals: options.allowGlobal ?? [],
     });
+    try {
+      const report = await buildInspectReport(checkpoint, options);
+      process.stdout.write(
+        options.json
+          ? `${JSON.stringify(inspectJson(report))}\n`
+          : `${renderInspect(report, options)}\n`,
+      );
+    } finally {
+      await checkpoint.close();
+    }
+  });
 
   const pairOptions = (command: Command) =>
     command
@@ -144,15 +148,6 @@ export function buildProgram(): Command {
       process.stdout.write(`${await runLoadCommand(options, warn)}\n`);
     });
 
-  const readOptions = (command: Command) =>
-    command
-      .option("--strict", "refuse objects of unknown classes too")
-      .addOption(
-        new Option(
-          "--allow-global <module.name>",
-          "allow calling this global as an inert call (repeatable)",
-        ).argParser(collect),
-      );
   const dtypeOption = () =>
     new Option("--dtype <dtype>", "convert floating tensors to this dtype").choices(OUTPUT_DTYPES);
 
