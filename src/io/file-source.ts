@@ -1,7 +1,21 @@
+import { Buffer } from "node:buffer";
 import { readSync } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 import { OutOfBoundsError } from "../errors.js";
+import { useHostLatin1 } from "../formats/latin1.js";
 import { type ByteSource, checkRange } from "./byte-source.js";
+
+// Every Node entry point that reads files comes through here: zip entry names and pickled keys
+// are then decoded by Buffer's native Latin-1 slice, on any Uint8Array. useHostLatin1 checks it
+// on a sample and keeps the portable decoder if it is missing or wrong.
+const latin1Slice = (
+  Buffer.prototype as unknown as {
+    latin1Slice?: (this: Uint8Array, start: number, end: number) => string;
+  }
+).latin1Slice;
+if (typeof latin1Slice === "function") {
+  useHostLatin1((bytes, start, end) => latin1Slice.call(bytes, start, end));
+}
 
 /** Largest single positional read; keeps each read well under Node's 2 GiB limit. */
 const MAX_READ = 1 << 30;

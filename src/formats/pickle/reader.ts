@@ -1,13 +1,8 @@
 import { PickleError } from "../../errors.js";
+import { latin1Text } from "../latin1.js";
 import { limitExceeded } from "./limits.js";
 import { opcodeName } from "./opcodes.js";
-import {
-  decodeLatin1,
-  decodeLong,
-  decodeUtf8,
-  decodeUtf8SurrogatePass,
-  parseIntLiteral,
-} from "./text.js";
+import { decodeLong, decodeUtf8, decodeUtf8SurrogatePass, parseIntLiteral } from "./text.js";
 import type { PickleLimits } from "./types.js";
 import type { PyValue } from "./values.js";
 
@@ -163,7 +158,7 @@ export class PickleReader {
 
   lineText(): string {
     const [start, end] = this.line();
-    return decodeLatin1(this.bytes, start, end);
+    return latin1Text(this.bytes, start, end);
   }
 
   /** A UTF-8 line (GLOBAL / INST module and name). */

@@ -1,4 +1,5 @@
 import { LoadoutError, PickleError, type UnsafeCheckpointError } from "../../errors.js";
+import { latin1Text } from "../latin1.js";
 import { type CallPolicy, createCallPolicy } from "./calls.js";
 import { python3Name } from "./compat.js";
 import { refuseDeniedGlobal } from "./deny.js";
@@ -11,7 +12,6 @@ import { findMemoReads } from "./memo-reads.js";
 import { HIGHEST_PROTOCOL, Op, opcodeName } from "./opcodes.js";
 import { PickleReader } from "./reader.js";
 import {
-  decodeLatin1,
   decodeRawUnicodeEscape,
   decodeStringEscapes,
   decodeUtf8,
@@ -584,7 +584,7 @@ const OPCODES = opcodeTable({
         throw m.reader.fail("BAD_STRING", "PERSID persistent id is not ASCII");
       }
     }
-    m.push(m.persistentLoad(decodeLatin1(bytes, start, end)));
+    m.push(m.persistentLoad(latin1Text(bytes, start, end)));
   },
   [Op.EXT1]: refuseExtension,
   [Op.EXT2]: refuseExtension,

@@ -1,4 +1,5 @@
 import { ArchiveError, type ErrorLocation } from "../../errors.js";
+import { asciiText, isAscii } from "../latin1.js";
 
 /** Code page 437 for bytes 0x80-0xFF (0x00-0x7F read as ASCII, as Python's zipfile does). */
 const CP437_HIGH =
@@ -9,7 +10,7 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
 /** An entry name as zip stores it: UTF-8 when general-purpose flag bit 11 is set, else CP437. */
 export function decodeEntryName(bytes: Uint8Array, isUtf8: boolean, where: ErrorLocation): string {
   // ASCII reads the same in both, and most names are ASCII: no decoder call per name.
-  if (isAsciiRange(bytes, 0, bytes.length)) return asciiText(bytes, 0, bytes.length);
+  if (isAscii(bytes, 0, bytes.length)) return asciiText(bytes, 0, bytes.length);
   if (isUtf8) {
     try {
       return utf8.decode(bytes);
@@ -21,28 +22,6 @@ export function decodeEntryName(bytes: Uint8Array, isUtf8: boolean, where: Error
     }
   }
   return decodeCp437(bytes);
-}
-
-/** Characters decoded per String.fromCharCode call (a name is at most 65,535 bytes). */
-const CHUNK = 4096;
-
-/** Whether `bytes[start..end)` is all ASCII (reads the same as UTF-8 and as CP437). */
-export function isAsciiRange(bytes: Uint8Array, start: number, end: number): boolean {
-  for (let i = start; i < end; i++) if (bytes[i]! >= 0x80) return false;
-  return true;
-}
-
-/**
- * ASCII bytes as text: one String.fromCharCode call per name (per 4 KiB of it) rather than a
- * decoder call or a string built a character at a time; an archive can have 100,000s of names.
- */
-export function asciiText(bytes: Uint8Array, start: number, end: number): string {
-  let name = "";
-  for (let i = start; i < end; i += CHUNK) {
-    const part = bytes.subarray(i, Math.min(i + CHUNK, end));
-    name += String.fromCharCode.apply(null, part as unknown as number[]);
-  }
-  return name;
 }
 
 /** CP437 bytes with at least one above 0x7F. */

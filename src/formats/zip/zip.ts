@@ -1,5 +1,6 @@
 import { ArchiveError, LimitExceededError } from "../../errors.js";
 import { type ByteSource, MemorySource, SliceSource } from "../../io/byte-source.js";
+import { asciiText, isAscii } from "../latin1.js";
 import {
   CENTRAL_HEADER_SIGNATURE,
   CENTRAL_HEADER_SIZE,
@@ -14,13 +15,7 @@ import {
 import { crc32 } from "./crc32.js";
 import { locateDirectory } from "./end-record.js";
 import { u16, u32, u64 } from "./little-endian.js";
-import {
-  asciiText,
-  checkEntryName,
-  decodeEntryName,
-  entryNameProblem,
-  isAsciiRange,
-} from "./names.js";
+import { checkEntryName, decodeEntryName, entryNameProblem } from "./names.js";
 
 /** The central directory is read in one piece: ~100 bytes an entry, so millions of entries. */
 export const MAX_DIRECTORY_BYTES = 256 << 20;
@@ -281,7 +276,7 @@ function parseDirectory(
     }
     const nameStart = at + CENTRAL_HEADER_SIZE;
     const nameEnd = nameStart + nameLength;
-    const ascii = isAsciiRange(bytes, nameStart, nameEnd);
+    const ascii = isAscii(bytes, nameStart, nameEnd);
     // A non-ASCII name keeps a copy of its bytes, not a view that would keep the directory.
     const rawName = ascii ? undefined : bytes.slice(nameStart, nameEnd);
     const name =

@@ -1,7 +1,8 @@
 import { formatPath, type PathSegment, type TreePath } from "../../checkpoint/tree.js";
 import { WriteError } from "../../errors.js";
+import { latin1Text } from "../../formats/latin1.js";
 import { ByteBuilder } from "./byte-builder.js";
-import { decodeLatin1, encodeUtf8SurrogatePass } from "./python-text.js";
+import { encodeUtf8SurrogatePass } from "./python-text.js";
 import { PyCounter, PyFloat, PyOrderedDict, type WritableValue } from "./python-values.js";
 
 export {
@@ -393,7 +394,7 @@ class Pickler {
     if (value instanceof Uint8Array) {
       // Protocol 2 has no bytes opcode; CPython writes _codecs.encode(latin1 text, "latin1").
       // Empty bytes too (CPython writes bytes(), which torch's weights_only loader refuses).
-      const args = Object.freeze([decodeLatin1(value), "latin1"]);
+      const args = Object.freeze([latin1Text(value), "latin1"]);
       this.reduce(value, new PickleReduction(CODECS_ENCODE, args), at);
       return;
     }

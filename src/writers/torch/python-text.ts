@@ -26,13 +26,3 @@ export function encodeUtf8SurrogatePass(text: string): Uint8Array {
   }
   return new Uint8Array(bytes);
 }
-
-/** Characters U+0000–U+00FF, one per byte: Python's `bytes.decode("latin1")`. */
-export function decodeLatin1(bytes: Uint8Array): string {
-  const step = 8192;
-  let text = "";
-  for (let at = 0; at < bytes.byteLength; at += step) {
-    text += String.fromCharCode(...bytes.subarray(at, at + step));
-  }
-  return text;
-}
