@@ -29,7 +29,7 @@ describe("zip entry names and their local headers", () => {
       "archive/version",
     ]);
     const read = async (name: string) =>
-      new TextDecoder().decode(await zip.readEntry(zip.byName.get(name)!));
+      new TextDecoder().decode(await zip.readEntry(zip.find(name)!));
     expect(await read("archive/data/0")).toBe("zero");
     expect(await read("naïve/ü")).toBe("utf8");
     expect(await read("café")).toBe("cp437");

@@ -50,7 +50,7 @@ describe("readZipArchive: reading", () => {
     const directorySize = 46 * 2 + "archive/data.pkl".length + "archive/data/0".length;
     expect(source.bytesRead).toBe(42 + directorySize);
 
-    const entry = zip.byName.get("archive/data/0")!;
+    const entry = zip.find("archive/data/0")!;
     expect(entry).toMatchObject({ method: 0, uncompressedSize: 4, compressedSize: 4 });
     expect(entry.crc32).toBe(crc32(new Uint8Array([1, 2, 3, 4])));
     const slice = zip.entrySource(entry);
@@ -61,7 +61,7 @@ describe("readZipArchive: reading", () => {
     expect([...(await slice.read(1, 2))]).toEqual([2, 3]);
     // The data starts 64-byte aligned, as torch writes it.
     expect((await slice.origin()) % 64).toBe(0);
-    expect(text(await zip.readEntry(zip.byName.get("archive/data.pkl")!))).toBe("pickle bytes");
+    expect(text(await zip.readEntry(zip.find("archive/data.pkl")!))).toBe("pickle bytes");
   });
 
   it("opens an empty archive", async () => {
@@ -88,10 +88,10 @@ describe("readZipArchive: reading", () => {
     );
     const zip = await readZipArchive(source);
     expect(zip.zip64).toBe(true);
-    const entry = zip.byName.get("m/data/0")!;
+    const entry = zip.find("m/data/0")!;
     expect(entry.uncompressedSize).toBe(300);
     expect([...(await zip.readEntry(entry))]).toEqual([...data]);
-    expect(text(await zip.readEntry(zip.byName.get("m/data.pkl")!))).toBe("abc");
+    expect(text(await zip.readEntry(zip.find("m/data.pkl")!))).toBe("abc");
   });
 
   it("decodes names as CP437 unless the UTF-8 flag is set", async () => {
@@ -165,7 +165,7 @@ describe("readZipArchive: refusals", () => {
       { name: "a/data.pkl", data: "stored" },
       { name: "a/data/0", data: "x".repeat(100), method: 8 },
     ]);
-    const entry = zip.byName.get("a/data/0")!;
+    const entry = zip.find("a/data/0")!;
     expect(entry.method).toBe(8);
     expect(entry.compressedSize).toBeLessThan(100);
     const error = await expectCode(() => zip.entrySource(entry), "COMPRESSED_ENTRY");

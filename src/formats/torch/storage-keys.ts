@@ -1,9 +1,8 @@
 /**
  * A map keyed by torch storage keys. torch names its storages "0", "1", "2"... (str of a small
  * integer), so those keys live in an array indexed by their value and any other key in a Map.
- * Opening a checkpoint looks up every tensor's storage twice (its zip entry, and whether another
- * tensor already shares it); with tens of thousands of storages, building a name and hashing it
- * for each lookup was a measurable part of opening.
+ * Opening a checkpoint asks, for every tensor, whether another tensor already shares its
+ * storage; with tens of thousands of storages, hashing each key was a measurable part of opening.
  */
 export class StorageKeyMap<T> {
   private readonly byIndex: (T | undefined)[] = [];
@@ -18,14 +17,9 @@ export class StorageKeyMap<T> {
   }
 
   set(key: string, value: T): void {
-    this.setAt(key, 0, value);
-  }
-
-  /** Sets the key `text.slice(from)`, slicing only when it is not a small index. */
-  setAt(text: string, from: number, value: T): void {
-    const index = storageKeyIndex(text, from, this.indexLimit);
+    const index = storageKeyIndex(key, 0, this.indexLimit);
     if (index >= 0) this.byIndex[index] = value;
-    else this.byKey.set(from === 0 ? text : text.slice(from), value);
+    else this.byKey.set(key, value);
   }
 }
 

@@ -31,9 +31,8 @@ export async function openTorchZip(
 ): Promise<OpenedFormat> {
   const file = source.name;
   const archive = await readZipArchive(source);
-  const pickleEntry = findDataPickle(archive, file);
-  const folder = pickleEntry.name.slice(0, -"/data.pkl".length);
-  const inFolder = (name: string) => archive.byName.get(`${folder}/${name}`);
+  const { pickleEntry, folder, maybeRecords } = scanEntries(archive, file);
+  const inFolder = (name: string) => archive.find(`${folder}/${name}`);
   refuseTorchScript(archive, folder, file);
 
   const readText = async (name: string) => {
@@ -85,19 +84,38 @@ export async function openTorchZip(
     format: "torch-zip",
     root: result.value,
     opaqueClasses: result.opaqueClasses,
-    records: otherRecords(archive, folder),
+    records: otherRecords(archive, folder, maybeRecords),
     details,
     ownedSources: [],
   };
 }
 
-/** The one `<folder>/data.pkl` at depth one (torch accepts any folder name). */
-function findDataPickle(archive: ZipArchive, file: string): ZipEntry {
-  // endsWith first: the regular expression then runs for the one or two names that could match.
-  const candidates = archive.entries.filter(
-    (entry) => entry.name.endsWith("/data.pkl") && /^[^/]+\/data\.pkl$/.test(entry.name),
-  );
-  if (candidates.length === 1) return candidates[0]!;
+/**
+ * One pass over the entry names: the one `<folder>/data.pkl` at depth one (torch accepts any
+ * folder name), and the entries that may be extra records (every entry in a folder but not
+ * under its `data/` or `.data/`). Names are made one at a time and dropped: an archive holds
+ * one storage entry per tensor.
+ */
+function scanEntries(
+  archive: ZipArchive,
+  file: string,
+): { pickleEntry: ZipEntry; folder: string; maybeRecords: number[] } {
+  const candidates: number[] = [];
+  const maybeRecords: number[] = [];
+  for (let index = 0; index < archive.entryCount; index++) {
+    const name = archive.nameAt(index);
+    const slash = name.indexOf("/");
+    if (slash <= 0) continue;
+    if (name.startsWith("data/", slash + 1) || name.startsWith(".data/", slash + 1)) continue;
+    if (name.length === slash + "/data.pkl".length && name.endsWith("/data.pkl")) {
+      candidates.push(index);
+    }
+    maybeRecords.push(index);
+  }
+  if (candidates.length === 1) {
+    const pickleEntry = archive.entryAt(candidates[0]!);
+    return { pickleEntry, folder: pickleEntry.name.slice(0, -"/data.pkl".length), maybeRecords };
+  }
   if (candidates.length === 0) {
     throw new FormatError(
       "NO_DATA_PKL",
@@ -112,7 +130,7 @@ function findDataPickle(archive: ZipArchive, file: string): ZipEntry {
     "AMBIGUOUS_DATA_PKL",
     `zip archive has ${candidates.length} data.pkl files (${candidates
       .slice(0, 3)
-      .map((entry) => entry.name)
+      .map((index) => archive.nameAt(index))
       .join(", ")})`,
     { file, hint: "A torch.save file has exactly one; this archive is not one." },
   );
@@ -120,7 +138,7 @@ function findDataPickle(archive: ZipArchive, file: string): ZipEntry {
 
 /** torch.jit.save archives have data.pkl too, but their objects are TorchScript code. */
 function refuseTorchScript(archive: ZipArchive, folder: string, file: string): void {
-  if (archive.byName.has(`${folder}/constants.pkl`)) {
+  if (archive.find(`${folder}/constants.pkl`)) {
     throw new UnsupportedFormatError(
       "TORCHSCRIPT_ARCHIVE",
       "this is a TorchScript archive (torch.jit.save)",
@@ -143,11 +161,11 @@ function storageLoader(
   bigEndian: boolean,
   file: string,
 ): (pid: PyValue) => PyValue {
-  const entries = storageEntries(archive, folder);
   // Keyed by the storage key alone; a key seen again with another dtype or length (rare) is
   // kept in `variants`.
-  const storages = new StorageKeyMap<TorchStorage>(archive.entries.length);
+  const storages = new StorageKeyMap<TorchStorage>(archive.entryCount);
   const variants = new Map<string, TorchStorage>();
+  const storagePrefix = `${folder}/data/`;
   return (pid) => {
     const ref = parseStorageId(pid, false, file);
     const first = storages.get(ref.key);
@@ -157,23 +175,12 @@ function storageLoader(
       const known = variants.get(variantKey);
       if (known) return known;
     }
-    const storage = loadStorage(archive, entries.get(ref.key), folder, bigEndian, file, ref);
+    const entry = archive.find(ref.key, storagePrefix);
+    const storage = loadStorage(archive, entry, folder, bigEndian, file, ref);
     if (variantKey) variants.set(variantKey, storage);
     else storages.set(ref.key, storage);
     return storage;
   };
-}
-
-/** The entries `<folder>/data/<key>`, by key. */
-function storageEntries(archive: ZipArchive, folder: string): StorageKeyMap<ZipEntry> {
-  const prefix = `${folder}/data/`;
-  const all = archive.entries;
-  const entries = new StorageKeyMap<ZipEntry>(all.length);
-  for (let i = 0; i < all.length; i++) {
-    const entry = all[i]!;
-    if (entry.name.startsWith(prefix)) entries.setAt(entry.name, prefix.length, entry);
-  }
-  return entries;
 }
 
 /** The lazy storage in `entry`, checked to exist and to hold at least the bytes `ref` needs. */
@@ -215,17 +222,16 @@ function loadStorage(
 }
 
 /** Every entry of the folder that is not torch's own: extra files saved alongside (lazy). */
-function otherRecords(archive: ZipArchive, folder: string): ReadonlyMap<string, ByteSource> {
+function otherRecords(
+  archive: ZipArchive,
+  folder: string,
+  maybeRecords: readonly number[],
+): ReadonlyMap<string, ByteSource> {
   const records = new Map<string, ByteSource>();
   const prefix = `${folder}/`;
-  // Storages are most of the entries: passed over before a name is cut out of them.
-  const dataPrefix = `${prefix}data/`;
-  const dotDataPrefix = `${prefix}.data/`;
-  const entries = archive.entries;
-  for (let i = 0; i < entries.length; i++) {
-    const entry = entries[i]!;
+  for (const index of maybeRecords) {
+    const entry = archive.entryAt(index);
     if (!entry.name.startsWith(prefix) || entry.name.endsWith("/")) continue;
-    if (entry.name.startsWith(dataPrefix) || entry.name.startsWith(dotDataPrefix)) continue;
     const name = entry.name.slice(prefix.length);
     if (FORMAT_RECORDS.has(name)) continue;
     records.set(name, archive.entrySource(entry));

@@ -133,7 +133,7 @@ describe("writeTorchCheckpoint round trips through loadout's reader", () => {
       "net/.data/serialization_id",
     ]);
     const text = async (name: string) =>
-      new TextDecoder().decode(await archive.readEntry(archive.byName.get(`net/${name}`)!));
+      new TextDecoder().decode(await archive.readEntry(archive.find(`net/${name}`)!));
     expect(await text(".format_version")).toBe("1");
     expect(await text(".storage_alignment")).toBe("64");
     expect(await text("byteorder")).toBe("little");

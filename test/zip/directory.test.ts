@@ -1,0 +1,114 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { ArchiveError } from "../../src/errors.js";
+import { entryNameProblem } from "../../src/formats/zip/names.js";
+import { readZipArchive } from "../../src/formats/zip/zip.js";
+import { buildZip, errorOf, memory, type TestEntry } from "./helpers.js";
+
+/**
+ * The central directory is parsed into columns and its names indexed from their bytes (no
+ * string per entry). These tests hold that to what a Map of decoded names would answer.
+ */
+
+const open = (entries: TestEntry[], options = {}) =>
+  readZipArchive(memory(buildZip(entries, options)));
+
+/** Names from a small alphabet, so that equal names, shared prefixes and hash collisions are common. */
+const shortName = fc
+  .array(fc.constantFrom("a", "b", "/", "0", "1", "é", "ü"), { minLength: 1, maxLength: 6 })
+  .map((chars) => `d/${chars.join("")}`);
+
+describe("finding entries by name", () => {
+  it("finds exactly the entries a Map of their names finds, by whole name or prefix and rest", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uniqueArray(shortName, { minLength: 1, maxLength: 40 }),
+        fc.array(shortName, { maxLength: 20 }),
+        fc.nat(),
+        async (names, others, cut) => {
+          const archive = await open(names.map((name) => ({ name, data: name })));
+          const byName = new Map(names.map((name, index) => [name, index]));
+          expect(archive.entryCount).toBe(names.length);
+          for (const name of [...names, ...others]) {
+            const want = byName.get(name);
+            const found = archive.find(name);
+            expect(found?.name).toBe(want === undefined ? undefined : names[want]);
+            const at = cut % (name.length + 1);
+            expect(archive.find(name.slice(at), name.slice(0, at))?.name).toBe(found?.name);
+          }
+          for (const [index, name] of names.entries()) {
+            expect(archive.nameAt(index)).toBe(name);
+            expect(archive.entryAt(index).name).toBe(name);
+          }
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  it("reads an entry found by prefix and rest", async () => {
+    const archive = await open([
+      { name: "archive/data.pkl", data: "p" },
+      { name: "archive/data/7", data: "seven" },
+    ]);
+    const entry = archive.find("7", "archive/data/")!;
+    expect(new TextDecoder().decode(await archive.readEntry(entry))).toBe("seven");
+    expect(archive.find("8", "archive/data/")).toBeUndefined();
+    expect(archive.find("data/7", "archive")).toBeUndefined();
+  });
+
+  it("refuses positions outside the archive", async () => {
+    const archive = await open([{ name: "a/b", data: "x" }]);
+    for (const index of [-1, 1, 0.5, Number.NaN]) {
+      expect(() => archive.entryAt(index)).toThrow(RangeError);
+      expect(() => archive.nameAt(index)).toThrow(RangeError);
+    }
+  });
+
+  it("refuses a name given twice, ASCII or not, wherever the second one is", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uniqueArray(shortName, { minLength: 1, maxLength: 30 }),
+        fc.nat(),
+        fc.nat(),
+        async (names, pick, at) => {
+          const twice = names[pick % names.length]!;
+          const all = [...names];
+          all.splice(at % (all.length + 1), 0, twice);
+          const error = await errorOf(() => open(all.map((name) => ({ name, data: "x" }))));
+          expect(error).toBeInstanceOf(ArchiveError);
+          expect((error as ArchiveError).code).toBe("DUPLICATE_ENTRY");
+          expect((error as ArchiveError).message).toContain(`'${twice}'`);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+});
+
+describe("checking names", () => {
+  it("refuses exactly the ASCII names the name rules refuse", async () => {
+    const name = fc
+      .array(fc.constantFrom("a", ".", "/", "\\", ":", "\0", "C", "z"), { maxLength: 6 })
+      .map((chars) => chars.join(""));
+    await fc.assert(
+      fc.asyncProperty(name, async (candidate) => {
+        const problem = entryNameProblem(candidate);
+        const opened = open([{ name: candidate, data: "x" }]);
+        if (problem === undefined) expect((await opened).nameAt(0)).toBe(candidate);
+        else await expect(opened).rejects.toMatchObject({ code: problem.code });
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe("entry counts", () => {
+  it("refuses a count the directory cannot hold before sizing anything by it", async () => {
+    const error = await errorOf(() =>
+      open([{ name: "a/data.pkl", data: "one" }], { entryCount: 0xffff }),
+    );
+    expect((error as ArchiveError).code).toBe("ENTRY_COUNT_MISMATCH");
+    expect((error as ArchiveError).message).toContain("cannot hold the 65535 entries");
+  });
+});
