@@ -121,9 +121,11 @@ describe("the caller's handlers", () => {
 
   it("persistent ids go to persistentLoad (BINPERSID and PERSID)", () => {
     const pids: PyValue[] = [];
-    const persistentLoad = (pid: PyValue) => {
-      pids.push(pid);
-      return `storage ${pids.length}`;
+    const persistentLoad = {
+      load(pid: PyValue) {
+        pids.push(pid);
+        return `storage ${pids.length}`;
+      },
     };
     const pid = [Op.MARK, shortBinunicode("storage"), shortBinunicode("0"), Op.TUPLE];
     expect(run([proto(4), pid, Op.BINPERSID, STOP], { persistentLoad }).value).toBe("storage 1");

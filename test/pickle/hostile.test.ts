@@ -500,7 +500,9 @@ describe("calls", () => {
     const error = refused([Op.PERSID, "0\n", STOP], PickleError, "NO_PERSISTENT_LOAD");
     expect(error.message).toContain("persistent id without a loader");
     refused([proto(2), binint1(0), Op.BINPERSID, STOP], PickleError, "NO_PERSISTENT_LOAD");
-    refused([Op.PERSID, "\xe9\n", STOP], PickleError, "BAD_STRING", { persistentLoad: () => null });
+    refused([Op.PERSID, "\xe9\n", STOP], PickleError, "BAD_STRING", {
+      persistentLoad: { load: () => null },
+    });
   });
 });
 

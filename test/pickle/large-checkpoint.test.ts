@@ -132,7 +132,9 @@ describe("a 20,000-parameter Lightning checkpoint (80,000 tensors)", () => {
       file: "last.ckpt",
       resolveGlobal: (module, name) =>
         module === "torch._utils" && name === "_rebuild_tensor_v2" ? handler : undefined,
-      persistentLoad: (pid) => ({ pyClass: "storage", key: (pid as PyValue[])[2] }) as PyObjectLike,
+      persistentLoad: {
+        load: (pid) => ({ pyClass: "storage", key: (pid as PyValue[])[2] }) as PyObjectLike,
+      },
     });
     expect(result.end).toBe(data.length);
     const root = result.value as PyDict;

@@ -112,3 +112,38 @@ describe("entry counts", () => {
     expect((error as ArchiveError).message).toContain("cannot hold the 65535 entries");
   });
 });
+
+describe("finding numbered entries", () => {
+  it("finds `prefix` + a number as a lookup of the whole name does, canonical or not", async () => {
+    const names = [
+      "t/data.pkl",
+      "t/data/0",
+      "t/data/2",
+      "t/data/10",
+      "t/data/007",
+      "t/data/",
+      "t/data/3x",
+      "u/data/1",
+      "t/data/99",
+    ];
+    const archive = await open(names.map((name) => ({ name, data: name })));
+    const queries = ["0", "1", "2", "3", "10", "007", "7", "", "3x", "99", "100", "-1", "01"];
+    for (const prefix of ["t/data/", "u/data/", "t/", "v/data/"]) {
+      for (const query of queries) {
+        const whole = names.includes(prefix + query) ? prefix + query : undefined;
+        expect(archive.find(query, prefix)?.name, `${prefix} + ${query}`).toBe(whole);
+        expect(archive.find(prefix + query)?.name).toBe(whole);
+      }
+    }
+  });
+
+  it("reads a numbered entry's bytes", async () => {
+    const entries = Array.from({ length: 300 }, (_, n) => ({ name: `a/data/${n}`, data: `#${n}` }));
+    const archive = await open([{ name: "a/data.pkl", data: "p" }, ...entries]);
+    for (const n of [0, 1, 99, 299]) {
+      const entry = archive.find(String(n), "a/data/")!;
+      expect(new TextDecoder().decode(await archive.readEntry(entry))).toBe(`#${n}`);
+    }
+    expect(archive.find("300", "a/data/")).toBeUndefined();
+  });
+});

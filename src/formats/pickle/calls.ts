@@ -11,22 +11,6 @@ import {
 import type { Buildable, CallContext, GlobalHandler, UnpickleOptions } from "./types.js";
 import { isTuple, makeTuple, OpaqueObject, type PyDict, PyGlobal, type PyValue } from "./values.js";
 
-/**
- * What REDUCE, INST, OBJ, NEWOBJ and BUILD may do. Nothing in the file is ever called: a global
- * is either handled in TypeScript (the caller's resolveGlobal first, then the builtin
- * allowlist), or becomes an inert OpaqueObject where that is allowed, or the file is refused.
- */
-export interface CallPolicy {
-  /** REDUCE / INST / OBJ: `callable(*args)`. */
-  call(callable: PyValue, args: PyValue, opcode: string): PyValue;
-  /** NEWOBJ / NEWOBJ_EX: `cls.__new__(cls, *args, **kwargs)`. */
-  construct(cls: PyValue, args: PyValue, kwargs: PyDict, opcode: string): PyValue;
-  /** BUILD: give `target` the state `state`. */
-  build(target: PyValue, state: PyValue): void;
-  /** Drops the options and everything resolved, once the unpickle is over. */
-  release(): void;
-}
-
 const NO_ARGS = makeTuple([]);
 
 interface Resolved {
@@ -44,49 +28,61 @@ function isBuildable(value: object): value is Buildable {
   return typeof (value as Partial<Buildable>).setState === "function";
 }
 
-export function createCallPolicy(
-  givenOptions: UnpickleOptions,
-  opaqueClasses: Set<string>,
-): CallPolicy {
-  let options = givenOptions;
-  const file = options.file;
-  const allowed = new Set(options.allowGlobals ?? []);
-  let resolved = new WeakMap<PyGlobal, Resolved>();
-
+/**
+ * What REDUCE, INST, OBJ, NEWOBJ and BUILD may do. Nothing in the file is ever called: a global
+ * is either handled in TypeScript (the caller's resolveGlobal first, then the builtin
+ * allowlist), or becomes an inert OpaqueObject where that is allowed, or the file is refused.
+ * A class rather than closures made per unpickle: the machine's optimized code inlines these
+ * methods, and code that inlined one unpickle's closures was thrown away once they were collected.
+ */
+export class CallPolicy {
+  private options: UnpickleOptions;
+  private readonly file: string | undefined;
+  private readonly allowed: Set<string>;
+  private resolved = new WeakMap<PyGlobal, Resolved>();
   // The last two globals resolved: a torch pickle alternates between two (the rebuild function
   // and OrderedDict, 20,000 times each), and comparing identities is cheaper than a WeakMap.
-  let lastGlobal: PyGlobal | undefined;
-  let lastResolved: Resolved | undefined;
-  let previousGlobal: PyGlobal | undefined;
-  let previousResolved: Resolved | undefined;
+  private lastGlobal: PyGlobal | undefined = undefined;
+  private lastResolved: Resolved | undefined = undefined;
+  private previousGlobal: PyGlobal | undefined = undefined;
+  private previousResolved: Resolved | undefined = undefined;
+
+  constructor(
+    options: UnpickleOptions,
+    private readonly opaqueClasses: Set<string>,
+  ) {
+    this.options = options;
+    this.file = options.file;
+    this.allowed = new Set(options.allowGlobals ?? []);
+  }
 
   /** What `global` resolves to, worked out once per global (torch calls one 20,000 times). */
-  function resolve(global: PyGlobal): Resolved {
-    if (global === lastGlobal) return lastResolved!;
-    if (global === previousGlobal) {
-      const found = previousResolved!;
-      previousGlobal = lastGlobal;
-      previousResolved = lastResolved;
-      lastGlobal = global;
-      lastResolved = found;
+  private resolve(global: PyGlobal): Resolved {
+    if (global === this.lastGlobal) return this.lastResolved!;
+    if (global === this.previousGlobal) {
+      const found = this.previousResolved!;
+      this.previousGlobal = this.lastGlobal;
+      this.previousResolved = this.lastResolved;
+      this.lastGlobal = global;
+      this.lastResolved = found;
       return found;
     }
-    let found = resolved.get(global);
+    let found = this.resolved.get(global);
     if (!found) {
-      found = resolveOnce(global);
-      resolved.set(global, found);
+      found = this.resolveOnce(global);
+      this.resolved.set(global, found);
     }
-    previousGlobal = lastGlobal;
-    previousResolved = lastResolved;
-    lastGlobal = global;
-    lastResolved = found;
+    this.previousGlobal = this.lastGlobal;
+    this.previousResolved = this.lastResolved;
+    this.lastGlobal = global;
+    this.lastResolved = found;
     return found;
   }
 
-  function resolveOnce(global: PyGlobal): Resolved {
+  private resolveOnce(global: PyGlobal): Resolved {
     const name = global.qualifiedName;
     const handlers = [
-      options.resolveGlobal?.(global.module, global.name),
+      this.options.resolveGlobal?.(global.module, global.name),
       builtinHandler(global.module, global.name),
     ];
     const callHandler = handlers.find((handler) => handler?.call !== undefined);
@@ -99,26 +95,23 @@ export function createCallPolicy(
           : callHandler
             ? "handler"
             : "none";
-    return { name, context: { global: name, file }, handlers, callKind, callHandler };
+    return {
+      name,
+      context: { global: name, file: this.file },
+      handlers,
+      callKind,
+      callHandler,
+    };
   }
 
-  function opaque(cls: PyGlobal, args: readonly PyValue[]): OpaqueObject {
+  private opaque(cls: PyGlobal, args: readonly PyValue[]): OpaqueObject {
     const object = new OpaqueObject(cls.module, cls.name, args);
-    opaqueClasses.add(object.pyClass);
+    this.opaqueClasses.add(object.pyClass);
     return object;
   }
 
-  function argumentTuple(args: PyValue, opcode: string): readonly PyValue[] {
-    if (!isTuple(args)) {
-      throw new PickleError(
-        "BAD_OPERAND",
-        `${opcode} arguments must be a tuple, not ${pyTypeName(args)}`,
-      );
-    }
-    return args;
-  }
-
-  function construct(cls: PyValue, args: PyValue, kwargs: PyDict, opcode: string): PyValue {
+  /** NEWOBJ / NEWOBJ_EX: `cls.__new__(cls, *args, **kwargs)`. */
+  construct(cls: PyValue, args: PyValue, kwargs: PyDict, opcode: string): PyValue {
     if (!(cls instanceof PyGlobal)) {
       throw new UnsafeCheckpointError(
         "UNSAFE_CALL",
@@ -127,11 +120,11 @@ export function createCallPolicy(
       );
     }
     const tuple = argumentTuple(args, opcode);
-    const { handlers, context } = resolve(cls);
+    const { handlers, context } = this.resolve(cls);
     for (const handler of handlers) {
       if (handler?.construct) return handler.construct(tuple, kwargs, context);
     }
-    if (options.strict) {
+    if (this.options.strict) {
       throw new UnsafeCheckpointError(
         "OPAQUE_CLASS",
         `pickle builds an instance of ${cls.qualifiedName}, which loadout does not know`,
@@ -141,13 +134,13 @@ export function createCallPolicy(
         },
       );
     }
-    const object = opaque(cls, tuple);
+    const object = this.opaque(cls, tuple);
     if (kwargs.size > 0) object.kwargs = kwargs;
     return object;
   }
 
   /** copyreg._reconstructor(cls, object, None) is object.__new__(cls): NEWOBJ by another name. */
-  function reconstruct(args: readonly PyValue[], opcode: string): PyValue {
+  private reconstruct(args: readonly PyValue[], opcode: string): PyValue {
     const [cls, base] = args;
     if (
       args.length !== 3 ||
@@ -164,10 +157,11 @@ export function createCallPolicy(
         },
       );
     }
-    return construct(cls ?? null, NO_ARGS as PyValue, new Map(), opcode);
+    return this.construct(cls ?? null, NO_ARGS as PyValue, new Map(), opcode);
   }
 
-  function call(callable: PyValue, args: PyValue, opcode: string): PyValue {
+  /** REDUCE / INST / OBJ: `callable(*args)`. */
+  call(callable: PyValue, args: PyValue, opcode: string): PyValue {
     if (!(callable instanceof PyGlobal)) {
       throw new UnsafeCheckpointError(
         "UNSAFE_CALL",
@@ -176,26 +170,31 @@ export function createCallPolicy(
       );
     }
     const tuple = argumentTuple(args, opcode);
-    const found = resolve(callable);
+    const found = this.resolve(callable);
     const name = found.name;
     switch (found.callKind) {
       case "handler":
         return found.callHandler!.call!(tuple, found.context);
       case "reconstruct":
-        return reconstruct(tuple, opcode);
+        return this.reconstruct(tuple, opcode);
       case "newobj":
-        return construct(tuple[0] ?? null, makeTuple(tuple.slice(1)) as PyValue, new Map(), opcode);
+        return this.construct(
+          tuple[0] ?? null,
+          makeTuple(tuple.slice(1)) as PyValue,
+          new Map(),
+          opcode,
+        );
       case "newobj_ex": {
         const [cls = null, args = null, kwargs] = tuple;
         if (tuple.length !== 3 || !(kwargs instanceof Map)) {
           throw new PickleError("BAD_OPERAND", `${name} needs (cls, args, kwargs)`);
         }
-        return construct(cls, args, kwargs, opcode);
+        return this.construct(cls, args, kwargs, opcode);
       }
       case "none":
         break;
     }
-    if (allowed.has(name)) return opaque(callable, tuple);
+    if (this.allowed.has(name)) return this.opaque(callable, tuple);
     throw new UnsafeCheckpointError(
       "UNSAFE_CALL",
       `pickle calls ${name}, which is not on the allowlist`,
@@ -206,7 +205,8 @@ export function createCallPolicy(
     );
   }
 
-  function build(target: PyValue, state: PyValue): void {
+  /** BUILD: give `target` the state `state`. */
+  build(target: PyValue, state: PyValue): void {
     if (target instanceof PyGlobal) {
       throw new UnsafeCheckpointError(
         "UNSAFE_BUILD",
@@ -228,7 +228,7 @@ export function createCallPolicy(
     if (isBuildable(target)) {
       const name =
         target instanceof Object && "pyClass" in target ? String(target.pyClass) : "object";
-      target.setState(state, { global: name, file });
+      target.setState(state, { global: name, file: this.file });
       return;
     }
     // Python's default __setstate__: a dict of attributes, or a (dict, slots dict) pair.
@@ -245,15 +245,24 @@ export function createCallPolicy(
     }
   }
 
-  function release(): void {
-    options = {};
-    allowed.clear();
-    resolved = new WeakMap();
-    lastGlobal = undefined;
-    lastResolved = undefined;
-    previousGlobal = undefined;
-    previousResolved = undefined;
+  /** Drops the options and everything resolved, once the unpickle is over. */
+  release(): void {
+    this.options = {};
+    this.allowed.clear();
+    this.resolved = new WeakMap();
+    this.lastGlobal = undefined;
+    this.lastResolved = undefined;
+    this.previousGlobal = undefined;
+    this.previousResolved = undefined;
   }
+}
 
-  return { call, construct, build, release };
+function argumentTuple(args: PyValue, opcode: string): readonly PyValue[] {
+  if (!isTuple(args)) {
+    throw new PickleError(
+      "BAD_OPERAND",
+      `${opcode} arguments must be a tuple, not ${pyTypeName(args)}`,
+    );
+  }
+  return args;
 }

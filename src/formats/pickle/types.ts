@@ -47,6 +47,16 @@ export interface Buildable {
   setState(state: PyValue, context: CallContext): void;
 }
 
+/**
+ * Python's `Unpickler.persistent_load`. An object with a method rather than a function: a
+ * loader keeps state for one file, and the unpickler's optimized code, which inlines `load`,
+ * then depends on the loader's class (which lasts) rather than on one file's closure (which
+ * does not, and took that code with it when collected).
+ */
+export interface PersistentLoader {
+  load(pid: PyValue): PyValue;
+}
+
 export interface UnpickleOptions {
   /** File name for error messages. */
   file?: string;
@@ -58,7 +68,7 @@ export interface UnpickleOptions {
    */
   resolveGlobal?: (module: string, name: string) => GlobalHandler | undefined;
   /** BINPERSID / PERSID: turns a persistent id into a value (a torch storage). */
-  persistentLoad?: (pid: PyValue) => PyValue;
+  persistentLoad?: PersistentLoader;
   /** Refuse building instances of unknown classes too (no OpaqueObject at all). */
   strict?: boolean;
   /** `module.name` of globals that may be called as inert calls, yielding OpaqueObjects. */

@@ -1,6 +1,6 @@
 import { LoadoutError, PickleError, type UnsafeCheckpointError } from "../../errors.js";
 import { latin1Text } from "../latin1.js";
-import { type CallPolicy, createCallPolicy } from "./calls.js";
+import { CallPolicy } from "./calls.js";
 import { python3Name } from "./compat.js";
 import { refuseDeniedGlobal } from "./deny.js";
 import { pyTypeName } from "./handler-args.js";
@@ -99,7 +99,7 @@ class PickleMachine {
       options.baseOffset ?? 0,
       this.limits,
     );
-    this.policy = createCallPolicy(options, this.opaqueClasses);
+    this.policy = new CallPolicy(options, this.opaqueClasses);
     this.memo = new Memo(findMemoReads(bytes, start));
   }
 
@@ -322,15 +322,15 @@ class PickleMachine {
   }
 
   persistentLoad(pid: PyValue): PyValue {
-    const load = this.options.persistentLoad;
-    if (!load) {
+    const loader = this.options.persistentLoad;
+    if (!loader) {
       throw this.reader.fail(
         "NO_PERSISTENT_LOAD",
         "persistent id without a loader",
         "The pickle refers to data stored outside it (a torch storage): open the whole checkpoint, not the bare pickle.",
       );
     }
-    return load(pid);
+    return loader.load(pid);
   }
 
   // ---------------------------------------------------------------- the machine

@@ -23,12 +23,14 @@ export async function openPickle(
   const unpickleOptions = {
     file,
     resolveGlobal: resolveTorchGlobal,
-    persistentLoad: () => {
-      throw new FormatError(
-        "PERSISTENT_ID",
-        "pickle refers to external storages: not a torch.save file",
-        { file, hint: "Only torch.save files (zip or legacy) can hold storages." },
-      );
+    persistentLoad: {
+      load(): never {
+        throw new FormatError(
+          "PERSISTENT_ID",
+          "pickle refers to external storages: not a torch.save file",
+          { file, hint: "Only torch.save files (zip or legacy) can hold storages." },
+        );
+      },
     },
     strict: options.strict,
     allowGlobals: options.allowGlobals,

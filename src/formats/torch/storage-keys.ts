@@ -1,3 +1,5 @@
+import { decimalIndex } from "../decimal-index.js";
+
 /**
  * A map keyed by torch storage keys. torch names its storages "0", "1", "2"... (str of a small
  * integer), so those keys live in an array indexed by their value and any other key in a Map.
@@ -12,32 +14,15 @@ export class StorageKeyMap<T> {
   constructor(private readonly indexLimit: number) {}
 
   get(key: string): T | undefined {
-    const index = storageKeyIndex(key, 0, this.indexLimit);
+    const index = decimalIndex(key, this.indexLimit);
     return index >= 0 ? this.byIndex[index] : this.byKey.get(key);
   }
 
   set(key: string, value: T): void {
-    const index = storageKeyIndex(key, 0, this.indexLimit);
+    const index = decimalIndex(key, this.indexLimit);
     if (index >= 0) this.byIndex[index] = value;
     else this.byKey.set(key, value);
   }
-}
-
-/**
- * The value of `text.slice(from)` when it is the canonical decimal form of an integer below
- * `limit` (digits only, no sign, no leading zero), else -1: exactly the keys `String(n)` gives.
- */
-export function storageKeyIndex(text: string, from: number, limit: number): number {
-  const length = text.length - from;
-  // Nine digits stay well inside a safe integer; longer keys are never small indices.
-  if (length < 1 || length > 9 || (length > 1 && text.charCodeAt(from) === 0x30)) return -1;
-  let value = 0;
-  for (let i = from; i < text.length; i++) {
-    const digit = text.charCodeAt(i) - 0x30;
-    if (digit < 0 || digit > 9) return -1;
-    value = value * 10 + digit;
-  }
-  return value < limit ? value : -1;
 }
 
 /**

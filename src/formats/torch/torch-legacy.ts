@@ -70,7 +70,7 @@ export async function openTorchLegacy(
     return {
       file,
       resolveGlobal: resolveTorchGlobal,
-      persistentLoad: storageLoader(source, roots),
+      persistentLoad: { load: storageLoader(source, roots) },
       strict: options.strict,
       allowGlobals: options.allowGlobals,
       limits: options.limits,

@@ -1,9 +1,10 @@
 import { FormatError, UnsupportedFormatError } from "../../errors.js";
 import { type ByteSource, SliceSource } from "../../io/byte-source.js";
+import type { PersistentLoader } from "../pickle/types.js";
 import { unpickle } from "../pickle/unpickler.js";
 import type { PyValue } from "../pickle/values.js";
 import type { FormatOptions, OpenedFormat } from "../types.js";
-import { readZipArchive, type ZipArchive, type ZipEntry } from "../zip/zip.js";
+import { readZipArchive, ZIP_SHAPE_KEEPERS, type ZipArchive, type ZipEntry } from "../zip/zip.js";
 import { MAX_PICKLE_BYTES, MAX_TEXT_RECORD_BYTES, pickleTooLarge } from "./limits.js";
 import { parseStorageId, type StorageRef } from "./persistent-id.js";
 import { resolveTorchGlobal } from "./rebuild.js";
@@ -68,7 +69,7 @@ export async function openTorchZip(
     throw pickleTooLarge(file, pickleEntry.uncompressedSize, pickleEntry.name);
   }
   const pickle = await archive.readEntry(pickleEntry);
-  const persistentLoad = storageLoader(archive, folder, byteOrder === "big", file);
+  const persistentLoad = new ZipStorageLoader(archive, folder, byteOrder === "big", file);
   const result = unpickle(pickle, {
     file,
     baseOffset: await archive.entrySource(pickleEntry).origin(),
@@ -155,33 +156,51 @@ function refuseTorchScript(archive: ZipArchive, folder: string, file: string): v
  * entry `<folder>/data/<key>`. The same key, dtype and length give the same storage object
  * (shared storage stays shared); the location is ignored (loadout reads to the CPU).
  */
-function storageLoader(
-  archive: ZipArchive,
-  folder: string,
-  bigEndian: boolean,
-  file: string,
-): (pid: PyValue) => PyValue {
+class ZipStorageLoader implements PersistentLoader {
   // Keyed by the storage key alone; a key seen again with another dtype or length (rare) is
   // kept in `variants`.
-  const storages = new StorageKeyMap<TorchStorage>(archive.entryCount);
-  const variants = new Map<string, TorchStorage>();
-  const storagePrefix = `${folder}/data/`;
-  return (pid) => {
-    const ref = parseStorageId(pid, false, file);
-    const first = storages.get(ref.key);
+  private readonly storages: StorageKeyMap<TorchStorage>;
+  private readonly variants = new Map<string, TorchStorage>();
+  private readonly storagePrefix: string;
+
+  constructor(
+    private readonly archive: ZipArchive,
+    private readonly folder: string,
+    private readonly bigEndian: boolean,
+    private readonly file: string,
+  ) {
+    this.storages = new StorageKeyMap(archive.entryCount);
+    this.storagePrefix = `${folder}/data/`;
+  }
+
+  load(pid: PyValue): PyValue {
+    const ref = parseStorageId(pid, false, this.file);
+    const first = this.storages.get(ref.key);
     if (first && first.dtype === ref.dtype && first.source.size === ref.byteLength) return first;
     const variantKey = first && `${ref.key}\u0000${ref.dtype}\u0000${ref.byteLength}`;
     if (variantKey) {
-      const known = variants.get(variantKey);
+      const known = this.variants.get(variantKey);
       if (known) return known;
     }
-    const entry = archive.find(ref.key, storagePrefix);
-    const storage = loadStorage(archive, entry, folder, bigEndian, file, ref);
-    if (variantKey) variants.set(variantKey, storage);
-    else storages.set(ref.key, storage);
+    const entry = this.archive.find(ref.key, this.storagePrefix);
+    const storage = loadStorage(this.archive, entry, this.folder, this.bigEndian, this.file, ref);
+    if (variantKey) this.variants.set(variantKey, storage);
+    else this.storages.set(ref.key, storage);
     return storage;
-  };
+  }
 }
+
+/**
+ * One loader kept for the life of the module, so that its hidden class (and the unpickler's
+ * code that inlined its `load`) outlives a full garbage collection: see SHAPE_KEEPERS in
+ * formats/pickle/values.ts.
+ */
+export const STORAGE_LOADER_SHAPE_KEEPER = new ZipStorageLoader(
+  ZIP_SHAPE_KEEPERS[0],
+  "",
+  false,
+  "",
+);
 
 /** The lazy storage in `entry`, checked to exist and to hold at least the bytes `ref` needs. */
 function loadStorage(

@@ -1,3 +1,5 @@
+import { decimalIndex, decimalIndexIn } from "../decimal-index.js";
+
 /**
  * Entry names → entry positions, for finding an entry by name and refusing an archive that names
  * one twice. ASCII names (all a torch.save archive has) are hashed straight from the directory's
@@ -43,7 +45,7 @@ export class NameIndex {
       }
       if (
         this.nameLength[held] === length &&
-        sameBytes(bytes, this.nameStart[held]!, start, length)
+        sameBytesAt(bytes, this.nameStart[held]!, start, length)
       ) {
         return held;
       }
@@ -64,21 +66,68 @@ export class NameIndex {
    * allocate and to flatten before its characters can be read.
    */
   find(name: string, prefix = ""): number {
-    const length = prefix.length + name.length;
-    if (!isAsciiText(prefix) || !isAsciiText(name)) {
-      return this.decoded.get(prefix + name) ?? -1;
+    if (prefix !== "") {
+      const number = decimalIndex(name, this.nameStart.length);
+      if (number >= 0) {
+        const positions = this.numberedUnder(prefix);
+        if (positions !== undefined) return positions[number]!;
+      }
     }
+    const start = this.prefixState(prefix);
+    if (start === undefined || !isAsciiText(name)) return this.decoded.get(prefix + name) ?? -1;
     const { bytes, slots, mask } = this;
-    const hash = hashText(name, hashText(prefix, FNV_OFFSET));
-    for (let slot = hash & mask; ; slot = (slot + 1) & mask) {
+    const prefixBytes = start.bytes;
+    const length = prefixBytes.length + name.length;
+    for (let slot = hashText(name, start.hash) & mask; ; slot = (slot + 1) & mask) {
       const held = slots[slot]! - 1;
       if (held < 0) return -1;
       if (this.nameLength[held] !== length) continue;
-      const start = this.nameStart[held]!;
-      if (sameText(bytes, start, prefix) && sameText(bytes, start + prefix.length, name)) {
+      const at = this.nameStart[held]!;
+      if (sameBytes(bytes, at, prefixBytes) && sameText(bytes, at + prefixBytes.length, name)) {
         return held;
       }
     }
+  }
+
+  /** The positions of the entries named `prefix` + a number, by number, for the last such prefix. */
+  private numbered: { prefix: string; positions: Int32Array } | undefined;
+
+  /**
+   * Where each entry named `prefix` followed by a number n (written as String(n), below the
+   * number of entries) is, indexed by n; -1 where there is none. Found in one pass over the
+   * names: torch keeps a checkpoint's storages at `<folder>/data/0`, `1`, `2`..., and opening
+   * it looks each one up in that order, which this turns into reads of consecutive slots
+   * instead of a hash probe at a random place in a table the size of the directory.
+   */
+  private numberedUnder(prefix: string): Int32Array | undefined {
+    if (this.numbered?.prefix === prefix) return this.numbered.positions;
+    const start = this.prefixState(prefix);
+    if (start === undefined) return undefined;
+    const { bytes, nameStart, nameLength } = this;
+    const prefixBytes = start.bytes;
+    const count = nameStart.length;
+    const positions = new Int32Array(count).fill(-1);
+    for (let index = 0; index < count; index++) {
+      const at = nameStart[index]!;
+      const end = at + nameLength[index]!;
+      if (end <= at + prefixBytes.length || !sameBytes(bytes, at, prefixBytes)) continue;
+      const number = decimalIndexIn(bytes, at + prefixBytes.length, end, count);
+      if (number >= 0) positions[number] = index;
+    }
+    this.numbered = { prefix, positions };
+    return positions;
+  }
+
+  /** The last prefix looked up, as bytes and hashed: the same prefix comes once per tensor. */
+  private lastPrefix: { text: string; bytes: Uint8Array; hash: number } | undefined;
+
+  /** `prefix` as bytes with its hash, or undefined when it is not ASCII. */
+  private prefixState(prefix: string): { bytes: Uint8Array; hash: number } | undefined {
+    if (this.lastPrefix?.text === prefix) return this.lastPrefix;
+    if (!isAsciiText(prefix)) return undefined;
+    const bytes = Uint8Array.from(prefix, (c) => c.charCodeAt(0));
+    this.lastPrefix = { text: prefix, bytes, hash: hashText(prefix, FNV_OFFSET) };
+    return this.lastPrefix;
   }
 }
 
@@ -99,8 +148,14 @@ function hashText(text: string, start: number): number {
   return hash >>> 0;
 }
 
-function sameBytes(bytes: Uint8Array, a: number, b: number, length: number): boolean {
+function sameBytesAt(bytes: Uint8Array, a: number, b: number, length: number): boolean {
   for (let i = 0; i < length; i++) if (bytes[a + i] !== bytes[b + i]) return false;
+  return true;
+}
+
+/** Whether `bytes` holds `expected` at `start`. */
+function sameBytes(bytes: Uint8Array, start: number, expected: Uint8Array): boolean {
+  for (let i = 0; i < expected.length; i++) if (bytes[start + i] !== expected[i]) return false;
   return true;
 }
 

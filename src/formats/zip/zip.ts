@@ -66,7 +66,11 @@ export interface ZipArchive {
   readEntry(entry: ZipEntry): Promise<Uint8Array>;
 }
 
-/** A ZipEntry made from the directory's columns, which knows where it came from. */
+/**
+ * A ZipEntry made from the directory's columns, which knows where it came from. Not frozen
+ * (Object.freeze is a call into the runtime, and a torch open makes an entry per tensor): the
+ * archive reads its own columns, never these fields, so changing one changes nothing read.
+ */
 class DirectoryEntry implements ZipEntry {
   readonly name: string;
   readonly method: number;
@@ -78,8 +82,9 @@ class DirectoryEntry implements ZipEntry {
   readonly #directory: CentralDirectory;
   readonly #index: number;
 
-  constructor(directory: CentralDirectory, index: number) {
-    this.name = entryName(directory, index);
+  /** `name` when the caller already has it (a lookup by name), to save decoding it again. */
+  constructor(directory: CentralDirectory, index: number, name = entryName(directory, index)) {
+    this.name = name;
     this.method = directory.method[index]!;
     this.flags = directory.flags[index]!;
     this.crc32 = directory.crc32[index]!;
@@ -88,7 +93,6 @@ class DirectoryEntry implements ZipEntry {
     this.localHeaderOffset = directory.localHeaderOffset[index]!;
     this.#directory = directory;
     this.#index = index;
-    Object.freeze(this);
   }
 
   /** The entry's position in `directory`, or -1 when it comes from another archive (or elsewhere). */
@@ -107,21 +111,19 @@ class EntrySource extends SliceSource {
   #name: string | undefined;
 
   constructor(
-    parent: ByteSource,
-    private readonly directory: CentralDirectory,
+    private readonly archive: Archive,
     private readonly index: number,
-    private readonly entryStart: (index: number) => Promise<number>,
   ) {
-    super(parent, undefined, directory.uncompressedSize[index]!, "");
+    super(archive.source, undefined, archive.sizeOf(index), "");
   }
 
   override get name(): string {
-    this.#name ??= `${this.parent.name}:${entryName(this.directory, this.index)}`;
+    this.#name ??= `${this.parent.name}:${this.archive.nameOf(this.index)}`;
     return this.#name;
   }
 
   protected override resolveStart(): Promise<number> {
-    return this.entryStart(this.index);
+    return this.archive.dataStart(this.index);
   }
 }
 
@@ -156,85 +158,116 @@ export async function readZipArchive(source: ByteSource): Promise<ZipArchive> {
   }
   const bytes = await source.read(location.offset, location.size);
   const directory = parseCentralDirectory(bytes, location.offset, location.entryCount, file);
+  return new Archive(source, directory, location.offset, location.zip64);
+}
 
-  const dataStarts = new Map<number, Promise<number>>();
-  const dataStart = (index: number) => {
-    let start = dataStarts.get(index);
-    if (!start) {
-      start = checkLocalHeader(source, directory, index, location.offset);
-      dataStarts.set(index, start);
-    }
-    return start;
-  };
+/**
+ * The ZipArchive readZipArchive returns. A class rather than closures made per archive, so that
+ * the optimized code of its methods, which a torch open calls once per tensor, outlives each
+ * archive.
+ */
+class Archive implements ZipArchive {
+  private readonly dataStarts = new Map<number, Promise<number>>();
 
-  const checkIndex = (index: number) => {
-    if (!Number.isInteger(index) || index < 0 || index >= directory.count) {
-      throw new RangeError(`no entry ${index} in an archive of ${directory.count} entries`);
-    }
-  };
-  const entryAt = (index: number): ZipEntry => {
-    checkIndex(index);
-    return new DirectoryEntry(directory, index);
-  };
+  constructor(
+    readonly source: ByteSource,
+    private readonly directory: CentralDirectory,
+    private readonly directoryOffset: number,
+    readonly zip64: boolean,
+  ) {}
 
-  const entrySource = (entry: ZipEntry): SliceSource => {
-    const index = DirectoryEntry.indexIn(entry, directory);
+  get entryCount(): number {
+    return this.directory.count;
+  }
+
+  get entries(): readonly ZipEntry[] {
+    return Array.from({ length: this.directory.count }, (_, index) => this.entryAt(index));
+  }
+
+  nameAt(index: number): string {
+    this.checkIndex(index);
+    return entryName(this.directory, index);
+  }
+
+  entryAt(index: number): ZipEntry {
+    this.checkIndex(index);
+    return new DirectoryEntry(this.directory, index);
+  }
+
+  find(name: string, prefix?: string): ZipEntry | undefined {
+    const index = this.directory.names.find(name, prefix);
+    if (index < 0) return undefined;
+    return new DirectoryEntry(this.directory, index, prefix === undefined ? name : prefix + name);
+  }
+
+  entrySource(entry: ZipEntry): SliceSource {
+    const file = this.source.name;
+    const index = DirectoryEntry.indexIn(entry, this.directory);
     if (index < 0) {
       throw new ArchiveError("UNKNOWN_ENTRY", `'${entry.name}' is not an entry of this archive`, {
         file,
       });
     }
-    if (entry.method !== METHOD_STORED) {
+    const method = this.directory.method[index]!;
+    if (method !== METHOD_STORED) {
       throw new ArchiveError(
         "COMPRESSED_ENTRY",
-        `zip entry '${entry.name}' is compressed (method ${entry.method})`,
+        `zip entry '${this.nameOf(index)}' is compressed (method ${method})`,
         {
           file,
-          offset: entry.localHeaderOffset,
+          offset: this.directory.localHeaderOffset[index]!,
           hint: "torch.save writes entries uncompressed; this file was re-zipped. Re-save it with torch.save, or re-zip it with no compression (zip -0).",
         },
       );
     }
-    return new EntrySource(source, directory, index, dataStart);
-  };
+    return new EntrySource(this, index);
+  }
 
-  const readEntry = async (entry: ZipEntry): Promise<Uint8Array> => {
-    const slice = entrySource(entry);
+  async readEntry(entry: ZipEntry): Promise<Uint8Array> {
+    const slice = this.entrySource(entry);
     const data = await slice.read(0, slice.size);
     const actual = crc32(data);
-    if (actual !== entry.crc32) {
+    const index = DirectoryEntry.indexIn(entry, this.directory);
+    const stored = this.directory.crc32[index]!;
+    if (actual !== stored) {
       throw new ArchiveError(
         "CRC_MISMATCH",
-        `zip entry '${entry.name}' fails its CRC-32 check (stored ${hex(entry.crc32)}, computed ${hex(actual)})`,
+        `zip entry '${this.nameOf(index)}' fails its CRC-32 check (stored ${hex(stored)}, computed ${hex(actual)})`,
         {
-          file,
+          file: this.source.name,
           offset: await slice.origin(),
           hint: "The file is corrupt: download or copy it again.",
         },
       );
     }
     return data;
-  };
+  }
 
-  return {
-    source,
-    zip64: location.zip64,
-    entryCount: directory.count,
-    get entries() {
-      return Array.from({ length: directory.count }, (_, index) => entryAt(index));
-    },
-    nameAt: (index) => {
-      checkIndex(index);
-      return entryName(directory, index);
-    },
-    entryAt,
-    find(name, prefix) {
-      const index = directory.names.find(name, prefix);
-      return index < 0 ? undefined : entryAt(index);
-    },
-    entrySource,
-    readEntry,
-  };
+  /** Where entry `index`'s data starts, its local header checked (once). */
+  dataStart(index: number): Promise<number> {
+    let start = this.dataStarts.get(index);
+    if (!start) {
+      start = checkLocalHeader(this.source, this.directory, index, this.directoryOffset);
+      this.dataStarts.set(index, start);
+    }
+    return start;
+  }
+
+  /** Entry `index`'s name, for messages and source names. */
+  nameOf(index: number): string {
+    return entryName(this.directory, index);
+  }
+
+  /** Entry `index`'s size. */
+  sizeOf(index: number): number {
+    return this.directory.uncompressedSize[index]!;
+  }
+
+  private checkIndex(index: number): void {
+    if (!Number.isInteger(index) || index < 0 || index >= this.directory.count) {
+      throw new RangeError(`no entry ${index} in an archive of ${this.directory.count} entries`);
+    }
+  }
 }
 
 /**
@@ -299,17 +332,23 @@ function hex(n: number): string {
 }
 
 /**
- * One entry source kept for the life of the module, so that its hidden class outlives a full
- * garbage collection: see SHAPE_KEEPERS in formats/pickle/values.ts. Its directory holds one
- * empty stored entry named `k`, with its local header at offset 0.
+ * One of each object an open makes per archive or per entry, kept for the life of the module so
+ * that their hidden classes outlive a full garbage collection: see SHAPE_KEEPERS in
+ * formats/pickle/values.ts. The archive holds one empty stored entry named `k`, with its local
+ * header at offset 0, looked up once by prefix and rest as a torch open does.
  */
-const keptDirectory = (() => {
+export const ZIP_SHAPE_KEEPERS: readonly [ZipArchive, ZipEntry, SliceSource] = (() => {
   const record = new Uint8Array(CENTRAL_HEADER_SIZE + 1);
   new DataView(record.buffer).setUint32(0, CENTRAL_HEADER_SIGNATURE, true);
   record[28] = 1;
   record[CENTRAL_HEADER_SIZE] = 0x6b;
-  return parseCentralDirectory(record, LOCAL_HEADER_SIZE + 1, 1, "");
+  const source = new MemorySource(new Uint8Array(LOCAL_HEADER_SIZE + 1), "");
+  const archive = new Archive(
+    source,
+    parseCentralDirectory(record, LOCAL_HEADER_SIZE + 1, 1, ""),
+    LOCAL_HEADER_SIZE + 1,
+    false,
+  );
+  const entry = archive.find("k", "")!;
+  return [archive, entry, archive.entrySource(entry)] as const;
 })();
-export const ZIP_SHAPE_KEEPERS: readonly unknown[] = [
-  new EntrySource(new MemorySource(new Uint8Array(0)), keptDirectory, 0, async () => 0),
-];
