@@ -1,6 +1,6 @@
 import { FormatError, TensorError } from "../errors.js";
 import type { PyObjectLike } from "../formats/pickle/values.js";
-import { type ByteSource, MemorySource } from "../io/byte-source.js";
+import { type ByteSource, MemorySource, SliceSource } from "../io/byte-source.js";
 import { canConvert, convertElements } from "./convert.js";
 import {
   allocate,
@@ -340,10 +340,18 @@ export function swapBytes(bytes: Uint8Array, size: number): void {
 }
 
 /**
- * One tensor kept for the life of the module, so that its hidden class outlives a full garbage
- * collection: see SHAPE_KEEPERS in formats/pickle/values.ts.
+ * Tensors kept for the life of the module, so that their hidden class outlives a full garbage
+ * collection: see SHAPE_KEEPERS in formats/pickle/values.ts. Over storages of two kinds (a
+ * frozen torch storage is made elsewhere; these are the plain kind safetensors makes) with
+ * sources of two classes, so that the kept classes' fields are general.
  */
-export const TENSOR_SHAPE_KEEPER = new Tensor({
-  storage: { source: new MemorySource(new Uint8Array(0)), dtype: "float32", bigEndian: false },
-  shape: [0],
-});
+export const TENSOR_SHAPE_KEEPERS: readonly Tensor[] = [
+  new MemorySource(new Uint8Array(4)),
+  new SliceSource(new MemorySource(new Uint8Array(4)), 0, 4, ""),
+].map(
+  (source) =>
+    new Tensor({
+      storage: { source, dtype: "float32", bigEndian: false },
+      shape: [1],
+    }),
+);

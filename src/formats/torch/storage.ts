@@ -1,7 +1,8 @@
 import { type ByteSource, MemorySource } from "../../io/byte-source.js";
 import type { DType } from "../../tensors/dtype.js";
-import type { Storage } from "../../tensors/tensor.js";
+import { type Storage, Tensor } from "../../tensors/tensor.js";
 import type { PyObjectLike } from "../pickle/values.js";
+import { ZIP_SHAPE_KEEPERS } from "../zip/zip.js";
 
 /**
  * A torch storage as the unpickler sees it: what a persistent id resolves to and what the
@@ -67,13 +68,31 @@ export function storageAs(storage: TorchStorage, dtype: DType): Storage {
 }
 
 /**
- * One storage kept for the life of the module, so that the hidden class of a frozen storage
- * outlives a full garbage collection: see SHAPE_KEEPERS in formats/pickle/values.ts.
+ * Storages kept for the life of the module, so that the hidden class of a frozen storage
+ * outlives a full garbage collection: see SHAPE_KEEPERS in formats/pickle/values.ts. Two, over
+ * sources of two classes, so that the kept class's `source` field is general (see
+ * ZIP_SHAPE_KEEPERS in formats/zip/zip.ts).
  */
-export const STORAGE_SHAPE_KEEPER = makeTorchStorage({
-  source: new MemorySource(new Uint8Array(0)),
-  dtype: "float32",
-  bigEndian: false,
-  untyped: false,
-  key: "",
+export const STORAGE_SHAPE_KEEPERS: readonly TorchStorage[] = ZIP_SHAPE_KEEPERS.map((kept) =>
+  makeTorchStorage({
+    source: kept.source,
+    dtype: "float32",
+    bigEndian: false,
+    untyped: false,
+    key: "",
+  }),
+).concat(
+  makeTorchStorage({
+    source: new MemorySource(new Uint8Array(0)),
+    dtype: "float32",
+    bigEndian: false,
+    untyped: false,
+    key: "",
+  }),
+);
+
+/** A tensor over a kept torch storage, beside TENSOR_SHAPE_KEEPERS' tensors over plain storages. */
+export const TORCH_TENSOR_SHAPE_KEEPER = new Tensor({
+  storage: STORAGE_SHAPE_KEEPERS[0]!,
+  shape: [0],
 });

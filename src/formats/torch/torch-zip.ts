@@ -196,7 +196,7 @@ class ZipStorageLoader implements PersistentLoader {
  * formats/pickle/values.ts.
  */
 export const STORAGE_LOADER_SHAPE_KEEPER = new ZipStorageLoader(
-  ZIP_SHAPE_KEEPERS[0],
+  ZIP_SHAPE_KEEPERS[0]!.archive,
   "",
   false,
   "",

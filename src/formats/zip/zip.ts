@@ -334,21 +334,26 @@ function hex(n: number): string {
 /**
  * One of each object an open makes per archive or per entry, kept for the life of the module so
  * that their hidden classes outlive a full garbage collection: see SHAPE_KEEPERS in
- * formats/pickle/values.ts. The archive holds one empty stored entry named `k`, with its local
- * header at offset 0, looked up once by prefix and rest as a torch open does.
+ * formats/pickle/values.ts. Two of each, over sources of two classes: a field that has held
+ * objects of two classes is generalized, and the class of an object whose fields are general is
+ * the one that real archives (over a file, over a slice) then share. Kept with a field typed for
+ * one class only, real objects moved to a new class that lived only as long as they did. Each
+ * archive holds one empty stored entry named `k`, looked up by prefix and rest as torch does.
  */
-export const ZIP_SHAPE_KEEPERS: readonly [ZipArchive, ZipEntry, SliceSource] = (() => {
+export const ZIP_SHAPE_KEEPERS: readonly {
+  archive: ZipArchive;
+  entry: ZipEntry;
+  source: SliceSource;
+}[] = (() => {
   const record = new Uint8Array(CENTRAL_HEADER_SIZE + 1);
   new DataView(record.buffer).setUint32(0, CENTRAL_HEADER_SIGNATURE, true);
   record[28] = 1;
   record[CENTRAL_HEADER_SIZE] = 0x6b;
-  const source = new MemorySource(new Uint8Array(LOCAL_HEADER_SIZE + 1), "");
-  const archive = new Archive(
-    source,
-    parseCentralDirectory(record, LOCAL_HEADER_SIZE + 1, 1, ""),
-    LOCAL_HEADER_SIZE + 1,
-    false,
-  );
-  const entry = archive.find("k", "")!;
-  return [archive, entry, archive.entrySource(entry)] as const;
+  const bytes = new MemorySource(new Uint8Array(LOCAL_HEADER_SIZE + 1), "");
+  return [bytes, new SliceSource(bytes, 0, bytes.size, "")].map((source) => {
+    const directory = parseCentralDirectory(record, LOCAL_HEADER_SIZE + 1, 1, "");
+    const archive = new Archive(source, directory, LOCAL_HEADER_SIZE + 1, false);
+    const entry = archive.find("k", "")!;
+    return { archive, entry, source: archive.entrySource(entry) };
+  });
 })();
