@@ -40,7 +40,7 @@ export interface ZipEntry {
 /**
  * An opened archive. Opening reads the central directory and checks every record, but makes no
  * object per entry: entries and names are made when asked for, each time (a torch checkpoint
- * has an entry per tensor, and opening it looks at a few of them by name).
+ * has an entry per tensor, and opening it asks for each storage's entry by name, once).
  */
 export interface ZipArchive {
   readonly source: ByteSource;
