@@ -5,7 +5,7 @@ import { toOptimizerState } from "../state/torch-optimizer.js";
 import type { TrainingState } from "../state/training-state.js";
 import type { Targets, Undo } from "../targets/types.js";
 import { allocate, type TypedArray } from "../tensors/dtype.js";
-import { contiguousStrides, numelOf } from "../tensors/shape.js";
+import { contiguousStrides, nextIndex, numelOf } from "../tensors/shape.js";
 import type { LoadPlan, PlanEntry } from "./plan.js";
 import { handlesOf, type PlanHandles } from "./plan-state.js";
 import type { SourceTensor } from "./source-tensor.js";
@@ -89,14 +89,7 @@ function copyOverlap(
       t += index[d]! * toStrides[d]!;
     }
     (target as Float32Array).set((source as Float32Array).subarray(s, s + run), t);
-    let d = rank - 2;
-    while (d >= 0) {
-      index[d]!++;
-      if (index[d]! < block[d]!) break;
-      index[d] = 0;
-      d--;
-    }
-    if (d < 0) return;
+    if (!nextIndex(index, block)) return;
   }
 }
 

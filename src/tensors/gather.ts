@@ -1,5 +1,5 @@
 import type { ByteSource } from "../io/byte-source.js";
-import { contiguousStrides } from "./shape.js";
+import { contiguousStrides, nextIndex } from "./shape.js";
 
 /** Largest storage window read at once while gathering a strided view. */
 const WINDOW_BYTES = 16 << 20;
@@ -90,15 +90,7 @@ export async function gatherStrided(request: GatherRequest): Promise<void> {
         );
       }
     }
-    // Advance the odometer over the walked dimensions (last fastest).
-    let d = walked.length - 1;
-    while (d >= 0) {
-      index[d]!++;
-      if (index[d]! < shape[walked[d]!]!) break;
-      index[d] = 0;
-      d--;
-    }
-    if (d < 0) break;
+    if (!nextIndex(index, shape, walked)) break;
   }
 }
 
@@ -142,13 +134,6 @@ function copyInner(
         for (let byte = 0; byte < es; byte++) destination[o + byte] = window[s + byte]!;
       }
     }
-    let d = n - 2;
-    while (d >= 0) {
-      index[d]!++;
-      if (index[d]! < shape[inner[d]!]!) break;
-      index[d] = 0;
-      d--;
-    }
-    if (d < 0) return;
+    if (!nextIndex(index, shape, inner)) return;
   }
 }

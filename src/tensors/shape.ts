@@ -9,6 +9,24 @@ export function contiguousStrides(shape: readonly number[]): number[] {
   return strides;
 }
 
+/**
+ * Steps a multi-dimensional index one place, last position fastest (an odometer): `index[k]`
+ * counts below `sizes[axes[k]]`, or `sizes[k]` without `axes`. False once every position has
+ * wrapped back to 0, that is, when the walk is over.
+ */
+export function nextIndex(
+  index: number[],
+  sizes: readonly number[],
+  axes?: readonly number[],
+): boolean {
+  for (let k = index.length - 1; k >= 0; k--) {
+    index[k]!++;
+    if (index[k]! < sizes[axes === undefined ? k : axes[k]!]!) return true;
+    index[k] = 0;
+  }
+  return false;
+}
+
 /** Number of elements of a tensor of `shape` (1 for a 0-d tensor). */
 export function numelOf(shape: readonly number[]): number {
   let n = 1;

@@ -1,6 +1,6 @@
 import { LoadError } from "../errors.js";
 import type { TypedArray } from "../tensors/dtype.js";
-import { contiguousStrides, formatShape, numelOf } from "../tensors/shape.js";
+import { contiguousStrides, formatShape, nextIndex, numelOf } from "../tensors/shape.js";
 
 /**
  * Axis permutations between PyTorch's and TensorFlow.js's weight layouts (row-major both):
@@ -247,14 +247,7 @@ export function permuteInto(
         outShape[inner]!,
       );
     }
-    let k = outer.length - 1;
-    while (k >= 0) {
-      index[k]!++;
-      if (index[k]! < outShape[outer[k]!]!) break;
-      index[k] = 0;
-      k--;
-    }
-    if (k < 0) return;
+    if (!nextIndex(index, outShape, outer)) return;
   }
 }
 
