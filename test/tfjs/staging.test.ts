@@ -82,7 +82,15 @@ async function load(source: GatedSource, signal?: AbortSignal) {
     pytorch: true,
     ...(signal ? { signal } : {}),
   });
-  return { checkpoint, model, before, tensorsBefore, run };
+  /** After a failed load: every read settled, the model and tfjs's tensors as before; then cleans up. */
+  const expectNothingChanged = async () => {
+    expect(source.inFlight).toBe(0);
+    expect(snapshot(model)).toEqual(before);
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
+    model.dispose();
+    await checkpoint.close();
+  };
+  return { checkpoint, model, run, expectNothingChanged };
 }
 
 beforeAll(async () => {
@@ -124,7 +132,7 @@ describe("transactional staging with reads in flight ahead", () => {
           ? { error: new Error("disk failure in the second tensor") }
           : undefined,
     );
-    const { checkpoint, model, before, tensorsBefore, run } = await load(source);
+    const { run, expectNothingChanged } = await load(source);
     await expect(run).rejects.toMatchObject({
       code: "APPLY_FAILED",
       message: expect.stringContaining("disk failure in the second tensor"),
@@ -132,11 +140,7 @@ describe("transactional staging with reads in flight ahead", () => {
     // Staging stopped at the failure (reads ahead of it were started, not the rest), and every
     // read had settled before the load failed.
     expect(source.calls).toBeLessThan(LOADED_TENSORS);
-    expect(source.inFlight).toBe(0);
-    expect(snapshot(model)).toEqual(before);
-    expect(tf.memory().numTensors).toBe(tensorsBefore);
-    model.dispose();
-    await checkpoint.close();
+    await expectNothingChanged();
   });
 
   it("two failing reads: the first in plan order is the one reported, even if it fails last", async () => {
@@ -147,7 +151,7 @@ describe("transactional staging with reads in flight ahead", () => {
           ? { error: new Error("disk failure in the second tensor") }
           : undefined,
     );
-    const { checkpoint, model, before, tensorsBefore, run } = await load(source);
+    const { run, expectNothingChanged } = await load(source);
     const error = await run.then(
       () => undefined,
       (e: unknown) => e as Error,
@@ -155,11 +159,7 @@ describe("transactional staging with reads in flight ahead", () => {
     expect(error?.message).toContain("disk failure in the first tensor");
     expect(error?.message).not.toContain("second");
     expect(source.calls).toBeLessThan(LOADED_TENSORS);
-    expect(source.inFlight).toBe(0);
-    expect(snapshot(model)).toEqual(before);
-    expect(tf.memory().numTensors).toBe(tensorsBefore);
-    model.dispose();
-    await checkpoint.close();
+    await expectNothingChanged();
   });
 
   it("an abort while reads are in flight: ABORTED once they settle, nothing changed", async () => {
@@ -168,15 +168,11 @@ describe("transactional staging with reads in flight ahead", () => {
       if (index === 2) controller.abort();
       return { delayMs: 5 };
     });
-    const { checkpoint, model, before, tensorsBefore, run } = await load(source, controller.signal);
+    const { run, expectNothingChanged } = await load(source, controller.signal);
     await expect(run).rejects.toMatchObject({ code: "ABORTED" });
-    expect(source.inFlight).toBe(0);
     // Aborting stops the staging: the five reads started before it (the first and four ahead)
     // ran, and none after.
     expect(source.calls).toBe(5);
-    expect(snapshot(model)).toEqual(before);
-    expect(tf.memory().numTensors).toBe(tensorsBefore);
-    model.dispose();
-    await checkpoint.close();
+    await expectNothingChanged();
   });
 });
