@@ -70,25 +70,14 @@ export function storageAs(storage: TorchStorage, dtype: DType): Storage {
 /**
  * Storages kept for the life of the module, so that the hidden class of a frozen storage
  * outlives a full garbage collection: see SHAPE_KEEPERS in formats/pickle/values.ts. Two, over
- * sources of two classes, so that the kept class's `source` field is general (see
- * ZIP_SHAPE_KEEPERS in formats/zip/zip.ts).
+ * sources of two classes (a zip entry's, and bytes in memory), so that the kept class's
+ * `source` field is general (see ZIP_SHAPE_KEEPERS in formats/zip/zip.ts).
  */
-export const STORAGE_SHAPE_KEEPERS: readonly TorchStorage[] = ZIP_SHAPE_KEEPERS.map((kept) =>
-  makeTorchStorage({
-    source: kept.source,
-    dtype: "float32",
-    bigEndian: false,
-    untyped: false,
-    key: "",
-  }),
-).concat(
-  makeTorchStorage({
-    source: new MemorySource(new Uint8Array(0)),
-    dtype: "float32",
-    bigEndian: false,
-    untyped: false,
-    key: "",
-  }),
+export const STORAGE_SHAPE_KEEPERS: readonly TorchStorage[] = [
+  ZIP_SHAPE_KEEPERS[0]!.source,
+  new MemorySource(new Uint8Array(0)),
+].map((source) =>
+  makeTorchStorage({ source, dtype: "float32", bigEndian: false, untyped: false, key: "" }),
 );
 
 /** A tensor over a kept torch storage, beside TENSOR_SHAPE_KEEPERS' tensors over plain storages. */
