@@ -11,7 +11,7 @@ import {
 } from "./constants.js";
 import { u16, u32, u64 } from "./little-endian.js";
 import { NameIndex } from "./name-index.js";
-import { checkEntryName, decodeEntryName, entryNameProblem } from "./names.js";
+import { checkEntryName, decodeEntryName } from "./names.js";
 
 /**
  * The central directory, checked and parsed into columns: one typed array per field, with the
@@ -122,11 +122,11 @@ export function parseCentralDirectory(
     let duplicate: number;
     if (isAscii(bytes, start, end)) {
       // Only a name holding a character some rule is about is decoded and checked in full.
-      if (mayBeUnsafe(bytes, start, end)) checkName(asciiText(bytes, start, end), where(at));
+      if (mayBeUnsafe(bytes, start, end)) checkEntryName(asciiText(bytes, start, end), where(at));
       duplicate = names.addAscii(index);
     } else {
       const name = decodeEntryName(bytes.slice(start, end), (flags & FLAG_UTF8) !== 0, where(at));
-      checkName(name, where(at));
+      checkEntryName(name, where(at));
       decodedNames.set(index, name);
       duplicate = names.addDecoded(index, name);
     }
@@ -229,10 +229,6 @@ export function entryOutOfBounds(
     `zip entry '${entryName(directory, index)}' (${directory.compressedSize[index]} bytes, header at ${offset}) would extend past the start of the central directory`,
     { file, offset, hint: "The archive is truncated or corrupt." },
   );
-}
-
-function checkName(name: string, where: ErrorLocation): void {
-  if (entryNameProblem(name) !== undefined) checkEntryName(name, where);
 }
 
 /**

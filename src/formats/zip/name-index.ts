@@ -12,6 +12,10 @@ export class NameIndex {
   private readonly slots: Int32Array;
   private readonly mask: number;
   private readonly decoded = new Map<string, number>();
+  /** The positions of the entries named `prefix` + a number, by number, for the last such prefix. */
+  private numbered: { prefix: string; positions: Int32Array } | undefined;
+  /** The last prefix looked up, as bytes and hashed: the same prefix comes once per tensor. */
+  private lastPrefix: { text: string; bytes: Uint8Array; hash: number } | undefined;
 
   /**
    * @param bytes the central directory, which holds the ASCII names
@@ -89,9 +93,6 @@ export class NameIndex {
     }
   }
 
-  /** The positions of the entries named `prefix` + a number, by number, for the last such prefix. */
-  private numbered: { prefix: string; positions: Int32Array } | undefined;
-
   /**
    * Where each entry named `prefix` followed by a number n (written as String(n), below the
    * number of entries) is, indexed by n; -1 where there is none. Found in one pass over the
@@ -117,9 +118,6 @@ export class NameIndex {
     this.numbered = { prefix, positions };
     return positions;
   }
-
-  /** The last prefix looked up, as bytes and hashed: the same prefix comes once per tensor. */
-  private lastPrefix: { text: string; bytes: Uint8Array; hash: number } | undefined;
 
   /** `prefix` as bytes with its hash, or undefined when it is not ASCII. */
   private prefixState(prefix: string): { bytes: Uint8Array; hash: number } | undefined {
