@@ -79,10 +79,11 @@ export function walk(
 /** Pushes a container's children and their paths, in the order childrenOf lists them. */
 function pushChildren(value: PyValue, path: TreePath, values: PyValue[], paths: TreePath[]): void {
   if (isDict(value)) {
-    for (const [key, child] of value) {
+    // forEach rather than for-of, which makes a [key, value] array per entry.
+    value.forEach((child, key) => {
       values.push(child);
       paths.push(childPath(path, keySegment(key)));
-    }
+    });
   } else if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
       values.push(value[i]!);

@@ -62,17 +62,57 @@ let internedNodes = 0;
  * -0 (a Map key cannot tell it from 0), are interned; anything else gets a frozen copy.
  */
 export function internShape(values: readonly number[]): readonly number[] {
-  if (values.length > MAX_INTERNED_RANK) return frozen(values);
-  for (let d = 0; d < values.length; d++) {
+  return internPrefix(values, values.length);
+}
+
+/**
+ * internShape of `values[0..length)`, for a caller that reads sizes into a buffer it reuses:
+ * when the shape is already interned, nothing is allocated.
+ */
+export function internPrefix(values: readonly number[], length: number): readonly number[] {
+  // Tensors come in runs of one shape and its strides: the last two answers are checked first.
+  if (isPrefix(recent, values, length)) return recent;
+  if (isPrefix(previous, values, length)) {
+    const hit = previous;
+    previous = recent;
+    recent = hit;
+    return hit;
+  }
+  const interned = internAnew(values, length);
+  previous = recent;
+  recent = interned;
+  return interned;
+}
+
+/** The last two shapes internPrefix returned: frozen, so handing one out again is safe. */
+let recent: readonly number[] = Object.freeze([]);
+let previous: readonly number[] = recent;
+
+/** Whether `shape` is `values[0..length)`, -0 told apart from 0 as the trie does. */
+function isPrefix(shape: readonly number[], values: readonly number[], length: number): boolean {
+  if (shape.length !== length) return false;
+  if (shape === values) return true;
+  for (let d = 0; d < length; d++) {
+    const value = values[d]!;
+    if (value !== shape[d] || (value === 0 && 1 / value < 0)) return false;
+  }
+  return true;
+}
+
+function internAnew(values: readonly number[], length: number): readonly number[] {
+  if (length > MAX_INTERNED_RANK) return frozenPrefix(values, length);
+  for (let d = 0; d < length; d++) {
     const size = values[d]!;
-    if (!Number.isSafeInteger(size) || size < 0 || Object.is(size, -0)) return frozen(values);
+    if (!Number.isSafeInteger(size) || size < 0 || Object.is(size, -0)) {
+      return frozenPrefix(values, length);
+    }
   }
   let node = internedRoot;
-  for (let d = 0; d < values.length; d++) {
+  for (let d = 0; d < length; d++) {
     let child = node.next?.get(values[d]!);
     if (child === undefined) {
       // Each shape adds at most MAX_INTERNED_RANK nodes, so the count bounds the trie too.
-      if (internedNodes >= MAX_INTERNED_NODES) return frozen(values);
+      if (internedNodes >= MAX_INTERNED_NODES) return frozenPrefix(values, length);
       internedNodes++;
       child = { shape: undefined, next: undefined };
       node.next ??= new Map();
@@ -80,10 +120,12 @@ export function internShape(values: readonly number[]): readonly number[] {
     }
     node = child;
   }
-  node.shape ??= Object.freeze(values.slice());
+  node.shape ??= Object.freeze(values.slice(0, length));
   return node.shape;
 }
 
-function frozen(values: readonly number[]): readonly number[] {
-  return Object.isFrozen(values) ? values : Object.freeze(values.slice());
+function frozenPrefix(values: readonly number[], length: number): readonly number[] {
+  return length === values.length && Object.isFrozen(values)
+    ? values
+    : Object.freeze(values.slice(0, length));
 }

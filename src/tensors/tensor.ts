@@ -30,6 +30,11 @@ const REUSED_SCRATCH_MIN = 64 << 10;
 export interface Storage {
   /** Exactly the storage's bytes. */
   readonly source: ByteSource;
+  /**
+   * source.size, for a storage that makes its source when first read (a torch zip entry): a
+   * tensor checks its view against this when built, which must not make the source.
+   */
+  readonly byteLength?: number;
   readonly dtype: DType;
   /** Data written on a big-endian machine; swapped to little-endian on read. */
   readonly bigEndian: boolean;
@@ -137,7 +142,7 @@ export class Tensor implements PyObjectLike {
     if (this.numel === 0) return;
     let lastElement = storageOffset;
     for (let d = 0; d < shape.length; d++) lastElement += (shape[d]! - 1) * strides[d]!;
-    const storageBits = this.storage.source.size * 8;
+    const storageBits = (this.storage.byteLength ?? this.storage.source.size) * 8;
     const endBits = (lastElement + 1) * dtypeInfo(this.dtype).bits;
     if (!Number.isSafeInteger(endBits) || endBits > storageBits) {
       throw new FormatError(

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { MemorySource } from "../../src/io/byte-source.js";
-import { internShape } from "../../src/tensors/shape.js";
+import { internPrefix, internShape } from "../../src/tensors/shape.js";
 import { Tensor } from "../../src/tensors/tensor.js";
 
 const storage = {
@@ -42,6 +42,24 @@ describe("shapes shared between tensors", () => {
     expect(internShape([1.5])).toEqual([1.5]);
     const deep = Array.from({ length: 9 }, () => 1);
     expect(internShape(deep)).toEqual(deep);
+  });
+
+  it("interns the start of a reused buffer, whatever the buffer holds next", () => {
+    const buffer = [3, 5, 7, 9];
+    const first = internPrefix(buffer, 2);
+    expect(first).toEqual([3, 5]);
+    expect(first).toBe(internShape([3, 5]));
+    buffer[0] = 4;
+    expect(first).toEqual([3, 5]);
+    expect(internPrefix(buffer, 3)).toEqual([4, 5, 7]);
+    // Asked again after other shapes (the recent ones are checked first, then the trie).
+    expect(internPrefix([3, 5, 0], 2)).toBe(first);
+    expect(internPrefix([], 0)).toBe(internShape([]));
+    expect(internPrefix([9, 9], 1)).toEqual([9]);
+    // -0 is not 0, by the recent shapes as by the trie.
+    internPrefix([0, 2], 2);
+    const negativeZero = internPrefix([-0, 2], 2);
+    expect(Object.is(negativeZero[0], -0)).toBe(true);
   });
 
   it("still refuses views that leave their storage", () => {

@@ -31,6 +31,11 @@ export class Memo {
     this.reads = undefined;
   }
 
+  /** Whether the pickle may read entry `index` back: always, when which it reads is not known. */
+  mayRead(index: number): boolean {
+    return this.reads === undefined || this.reads.has(index);
+  }
+
   get size(): number {
     return this.dense.length + this.counted + this.sparse.size;
   }

@@ -66,6 +66,19 @@ export class PickleReader {
     return new PickleError(code, what, { ...this.where(), hint });
   }
 
+  /** Where reads must end: the end of the current frame, or of the bytes. */
+  get readLimit(): number {
+    return this.limit;
+  }
+
+  /** Moves past bytes read elsewhere (a CallShortcut), which must lie within readLimit. */
+  skipTo(end: number): void {
+    if (end < this.pos || end > this.limit) {
+      throw this.fail("BAD_SKIP", `cannot skip to offset ${end} from ${this.pos}`);
+    }
+    this.pos = end;
+  }
+
   /** Starts the next opcode: remembers where it is and returns its byte. */
   opcode(): number {
     this.opStart = this.pos;

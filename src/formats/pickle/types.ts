@@ -57,6 +57,45 @@ export interface PersistentLoader {
   load(pid: PyValue): PyValue;
 }
 
+/**
+ * A format's fast path for the calls of one global it writes with the same opcodes every time
+ * (torch: a `_rebuild_tensor_v2` call of some 30 opcodes per tensor). At each BINGET of that
+ * global, the machine offers the shortcut the opcodes that follow. The shortcut either reads
+ * them itself and returns exactly the value the machine would have pushed by the end of
+ * them, or returns undefined and the machine runs them as usual. It declines rather than
+ * throws: anything unusual, wrong or refused is left to the machine, which reports it.
+ */
+export interface CallShortcut {
+  /** `module.name` of the global. */
+  readonly global: string;
+  take(run: ShortcutRun): PyValue | undefined;
+}
+
+/** What a shortcut reads from and tells the machine back (see CallShortcut). */
+export interface ShortcutRun {
+  readonly bytes: Uint8Array;
+  /** The first byte after the BINGET of the global. */
+  readonly start: number;
+  /** Reads must end at or before this: the end of the current frame or of the bytes. */
+  readonly limit: number;
+  /** The longest string the machine accepts (PickleLimits.maxStringBytes). */
+  readonly maxStringBytes: number;
+  /** What a BINGET of `index` would push, or undefined where the machine would refuse it. */
+  memoValue(index: number): PyValue | undefined;
+  /**
+   * Records a PUT of `index`. False when the pickle reads that entry back later: the shortcut
+   * then declines, since it does not build the values its PUTs store.
+   */
+  put(index: number): boolean;
+  /** Set by a shortcut that takes the call: the end of the opcodes it read, and their count. */
+  end: number;
+  operations: number;
+  /** Set likewise: the most values it had on the stack at once (the global's BINGET included), the most MARKs it had open, and the items of the largest container a MARK closed. */
+  stackDepth: number;
+  markDepth: number;
+  containerItems: number;
+}
+
 export interface UnpickleOptions {
   /** File name for error messages. */
   file?: string;
@@ -69,6 +108,8 @@ export interface UnpickleOptions {
   resolveGlobal?: (module: string, name: string) => GlobalHandler | undefined;
   /** BINPERSID / PERSID: turns a persistent id into a value (a torch storage). */
   persistentLoad?: PersistentLoader;
+  /** A faster path for the calls of one global that the format writes the same way every time. */
+  shortcut?: CallShortcut;
   /** Refuse building instances of unknown classes too (no OpaqueObject at all). */
   strict?: boolean;
   /** `module.name` of globals that may be called as inert calls, yielding OpaqueObjects. */

@@ -11,6 +11,7 @@ import { Memo } from "./memo.js";
 import { findMemoReads } from "./memo-reads.js";
 import { HIGHEST_PROTOCOL, Op, opcodeName } from "./opcodes.js";
 import { PickleReader } from "./reader.js";
+import { MachineShortcutRun } from "./shortcut-run.js";
 import {
   decodeRawUnicodeEscape,
   decodeStringEscapes,
@@ -85,6 +86,9 @@ class PickleMachine {
   /** Height of the innermost MARK (0 without one): values below it are out of reach. */
   base = 0;
   readonly memo: Memo;
+  /** With options.shortcut: the global it takes calls of, once the pickle has named it. */
+  private shortcutGlobal: PyGlobal | undefined = undefined;
+  private readonly shortcutRun: MachineShortcutRun;
 
   constructor(
     public bytes: Uint8Array,
@@ -101,6 +105,7 @@ class PickleMachine {
     );
     this.policy = new CallPolicy(options, this.opaqueClasses);
     this.memo = new Memo(findMemoReads(bytes, start));
+    this.shortcutRun = new MachineShortcutRun(bytes, this.memo, this.limits.maxStringBytes);
   }
 
   run(): UnpickleResult {
@@ -125,6 +130,8 @@ class PickleMachine {
     this.reader.release(NO_BYTES);
     this.memo.clear();
     this.policy.release();
+    this.shortcutGlobal = undefined;
+    this.shortcutRun.bytes = NO_BYTES;
   }
 
   // ---------------------------------------------------------------- errors
@@ -232,6 +239,41 @@ class PickleMachine {
     }
   }
 
+  /** BINGET / LONG_BINGET: a call of the shortcut's global may be taken by the shortcut. */
+  pushMemo(index: number): void {
+    const value = this.memoGet(index);
+    if (value === this.shortcutGlobal && this.takeShortcut()) return;
+    this.stack.push(value);
+  }
+
+  /**
+   * Offers the opcodes after this BINGET to options.shortcut. It pushes what the call would
+   * have pushed, provided the limits the machine checks as it goes hold over the whole run;
+   * otherwise (or when the shortcut declines) the machine runs those opcodes itself.
+   */
+  private takeShortcut(): boolean {
+    const run = this.shortcutRun;
+    const { reader, limits, memo } = this;
+    run.begin(reader.pos, reader.readLimit);
+    const value = this.options.shortcut!.take(run);
+    if (
+      value === undefined ||
+      this.operations + run.operations > limits.maxOperations ||
+      this.stack.length + run.stackDepth > limits.maxStack ||
+      this.marks.length + run.markDepth > limits.maxMarkDepth ||
+      run.containerItems > limits.maxContainerItems ||
+      memo.size + run.putCount > limits.maxMemo
+    ) {
+      return false;
+    }
+    // Entries nobody reads: the memo counts them and keeps no value.
+    for (let i = 0; i < run.putCount; i++) memo.set(run.puts[i]!, null);
+    this.operations += run.operations;
+    reader.skipTo(run.end);
+    this.stack.push(value);
+    return true;
+  }
+
   memoGet(index: number): PyValue {
     const value = this.memo.get(index);
     if (value === undefined) {
@@ -318,7 +360,12 @@ class PickleMachine {
     if (module3 !== module || name3 !== name) {
       refuseDeniedGlobal(module3, name3, this.reader.where());
     }
-    return this.protocol < 3 ? new PyGlobal(module3, name3) : new PyGlobal(module, name);
+    const global = this.protocol < 3 ? new PyGlobal(module3, name3) : new PyGlobal(module, name);
+    const shortcut = this.options.shortcut;
+    if (shortcut !== undefined && shortcut.global === global.qualifiedName) {
+      this.shortcutGlobal = global;
+    }
+    return global;
   }
 
   persistentLoad(pid: PyValue): PyValue {
@@ -444,8 +491,8 @@ const OPCODES = opcodeTable({
   [Op.BINPUT]: (m) => m.memoPut(m.bytes[m.reader.take(1)]!, m.top()),
   [Op.LONG_BINPUT]: (m) => m.memoPut(m.reader.uint32(), m.top()),
   [Op.MEMOIZE]: (m) => m.memoPut(m.memo.size, m.top()),
-  [Op.BINGET]: (m) => m.push(m.memoGet(m.bytes[m.reader.take(1)]!)),
-  [Op.LONG_BINGET]: (m) => m.push(m.memoGet(m.reader.uint32())),
+  [Op.BINGET]: (m) => m.pushMemo(m.bytes[m.reader.take(1)]!),
+  [Op.LONG_BINGET]: (m) => m.pushMemo(m.reader.uint32()),
   [Op.REDUCE]: (m) => {
     const args = m.pop();
     const callable = m.pop();

@@ -23,14 +23,15 @@ export function makeTorchStorage(init: {
   key: string;
 }): TorchStorage {
   // Spelled out rather than spread: one storage per tensor, and a literal is cheaper to build.
-  return Object.freeze({
+  // Not frozen, as a Tensor is not: Object.freeze is a call into the runtime, once per tensor.
+  return {
     pyClass: init.untyped ? "torch.storage.UntypedStorage" : "torch.storage.TypedStorage",
     source: init.source,
     dtype: init.dtype,
     bigEndian: init.bigEndian,
     untyped: init.untyped,
     key: init.key,
-  });
+  };
 }
 
 export function isTorchStorage(value: unknown): value is TorchStorage {

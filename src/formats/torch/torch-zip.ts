@@ -1,15 +1,20 @@
 import { FormatError, UnsupportedFormatError } from "../../errors.js";
-import { type ByteSource, SliceSource } from "../../io/byte-source.js";
+import type { ByteSource } from "../../io/byte-source.js";
+import { type DType, itemSize } from "../../tensors/dtype.js";
+import { Tensor } from "../../tensors/tensor.js";
 import type { PersistentLoader } from "../pickle/types.js";
 import { unpickle } from "../pickle/unpickler.js";
-import type { PyValue } from "../pickle/values.js";
+import type { PyGlobal, PyValue } from "../pickle/values.js";
 import type { FormatOptions, OpenedFormat } from "../types.js";
 import { readZipArchive, ZIP_SHAPE_KEEPERS, type ZipArchive, type ZipEntry } from "../zip/zip.js";
+import { type StorageKind, storageKind } from "./dtypes.js";
 import { MAX_PICKLE_BYTES, MAX_TEXT_RECORD_BYTES, pickleTooLarge } from "./limits.js";
-import { parseStorageId, type StorageRef } from "./persistent-id.js";
+import { parseStorageId } from "./persistent-id.js";
 import { resolveTorchGlobal } from "./rebuild.js";
-import { makeTorchStorage, type TorchStorage } from "./storage.js";
+import type { TorchStorage } from "./storage.js";
 import { StorageKeyMap } from "./storage-keys.js";
+import { RebuildTensorShortcut, type StorageFinder } from "./tensor-shortcut.js";
+import { ZipStorage } from "./zip-storage.js";
 
 /**
  * torch.save's zip format (torch >= 1.6): `<folder>/data.pkl` holds the object, each storage is
@@ -75,6 +80,7 @@ export async function openTorchZip(
     baseOffset: await archive.entrySource(pickleEntry).origin(),
     resolveGlobal: resolveTorchGlobal,
     persistentLoad,
+    shortcut: new RebuildTensorShortcut(persistentLoad),
     strict: options.strict,
     allowGlobals: options.allowGlobals,
     limits: options.limits,
@@ -156,16 +162,19 @@ function refuseTorchScript(archive: ZipArchive, folder: string, file: string): v
  * entry `<folder>/data/<key>`. The same key, dtype and length give the same storage object
  * (shared storage stays shared); the location is ignored (loadout reads to the CPU).
  */
-class ZipStorageLoader implements PersistentLoader {
+export class ZipStorageLoader implements PersistentLoader, StorageFinder {
   // Keyed by the storage key alone; a key seen again with another dtype or length (rare) is
   // kept in `variants`.
-  private readonly storages: StorageKeyMap<TorchStorage>;
-  private readonly variants = new Map<string, TorchStorage>();
+  private readonly storages: StorageKeyMap<ZipStorage>;
+  private readonly variants = new Map<string, ZipStorage>();
   private readonly storagePrefix: string;
+  // The storage class of the last tensor and what it says: one class serves most tensors.
+  private lastStorageType: PyGlobal | undefined = undefined;
+  private lastStorageKind: StorageKind | undefined = undefined;
 
   constructor(
     private readonly archive: ZipArchive,
-    private readonly folder: string,
+    folder: string,
     private readonly bigEndian: boolean,
     private readonly file: string,
   ) {
@@ -175,17 +184,65 @@ class ZipStorageLoader implements PersistentLoader {
 
   load(pid: PyValue): PyValue {
     const ref = parseStorageId(pid, false, this.file);
-    const first = this.storages.get(ref.key);
-    if (first && first.dtype === ref.dtype && first.source.size === ref.byteLength) return first;
-    const variantKey = first && `${ref.key}\u0000${ref.dtype}\u0000${ref.byteLength}`;
+    const found = this.storage(ref.key, ref.dtype, ref.untyped, ref.numel);
+    if (found instanceof FormatError) throw found;
+    return found;
+  }
+
+  /** The same for the tensor shortcut, which has read the id's parts itself; undefined where load would throw. */
+  storageFor(storageType: PyGlobal, key: string, numel: number): TorchStorage | undefined {
+    if (storageType !== this.lastStorageType) {
+      this.lastStorageType = storageType;
+      this.lastStorageKind = storageKind(storageType.module, storageType.name);
+    }
+    const kind = this.lastStorageKind;
+    if (kind === undefined || kind.kind === "unsupported") return undefined;
+    const dtype = kind.kind === "typed" ? kind.dtype : "uint8";
+    if (!Number.isSafeInteger(numel * itemSize(dtype))) return undefined;
+    const found = this.storage(key, dtype, kind.kind === "untyped", numel);
+    return found instanceof FormatError ? undefined : found;
+  }
+
+  /**
+   * The lazy storage of `numel` elements of `dtype` under `key` (the same object as before for
+   * the same key, dtype and length), or why there is none. Its byte length is a safe integer.
+   */
+  private storage(
+    key: string,
+    dtype: DType,
+    untyped: boolean,
+    numel: number,
+  ): ZipStorage | FormatError {
+    const byteLength = numel * itemSize(dtype);
+    const first = this.storages.get(key);
+    if (first && first.dtype === dtype && first.byteLength === byteLength) return first;
+    const variantKey = first && `${key}\u0000${dtype}\u0000${byteLength}`;
     if (variantKey) {
       const known = this.variants.get(variantKey);
       if (known) return known;
     }
-    const entry = this.archive.find(ref.key, this.storagePrefix);
-    const storage = loadStorage(this.archive, entry, this.folder, this.bigEndian, this.file, ref);
+    const { archive } = this;
+    const index = archive.indexOf(key, this.storagePrefix);
+    if (index < 0) {
+      return new FormatError(
+        "MISSING_STORAGE",
+        `the pickle refers to storage '${key}' but there is no ${this.storagePrefix}${key}`,
+        { file: this.file, hint: "The checkpoint is incomplete or corrupt." },
+      );
+    }
+    const size = archive.sizeAt(index);
+    if (size < byteLength) {
+      return new FormatError(
+        "STORAGE_TOO_SMALL",
+        `storage '${key}' holds ${size} bytes but ${numel} elements of ${dtype} need ${byteLength}`,
+        { file: this.file, hint: "The checkpoint is truncated or corrupt." },
+      );
+    }
+    // A compressed entry is refused now, though its source is made on first read.
+    archive.checkStored(index);
+    const storage = new ZipStorage(archive, index, byteLength, dtype, this.bigEndian, untyped, key);
     if (variantKey) this.variants.set(variantKey, storage);
-    else this.storages.set(ref.key, storage);
+    else this.storages.set(key, storage);
     return storage;
   }
 }
@@ -202,43 +259,17 @@ export const STORAGE_LOADER_SHAPE_KEEPER = new ZipStorageLoader(
   "",
 );
 
-/** The lazy storage in `entry`, checked to exist and to hold at least the bytes `ref` needs. */
-function loadStorage(
-  archive: ZipArchive,
-  entry: ZipEntry | undefined,
-  folder: string,
-  bigEndian: boolean,
-  file: string,
-  ref: StorageRef,
-): TorchStorage {
-  if (!entry) {
-    throw new FormatError(
-      "MISSING_STORAGE",
-      `the pickle refers to storage '${ref.key}' but there is no ${folder}/data/${ref.key}`,
-      {
-        file,
-        hint: "The checkpoint is incomplete or corrupt.",
-      },
-    );
-  }
-  if (entry.uncompressedSize < ref.byteLength) {
-    throw new FormatError(
-      "STORAGE_TOO_SMALL",
-      `storage '${ref.key}' holds ${entry.uncompressedSize} bytes but ${ref.numel} elements of ${ref.dtype} need ${ref.byteLength}`,
-      { file, hint: "The checkpoint is truncated or corrupt." },
-    );
-  }
-  const whole = archive.entrySource(entry);
-  const source =
-    whole.size === ref.byteLength ? whole : new SliceSource(whole, 0, ref.byteLength, whole.name);
-  return makeTorchStorage({
-    source,
-    dtype: ref.dtype,
-    bigEndian,
-    untyped: ref.untyped,
-    key: ref.key,
-  });
-}
+/**
+ * Kept likewise: a shortcut with its opcode scan, and a tensor over a zip storage, for the code
+ * that inlined their methods.
+ */
+export const TENSOR_SHORTCUT_SHAPE_KEEPERS: readonly object[] = [
+  new RebuildTensorShortcut(STORAGE_LOADER_SHAPE_KEEPER),
+  new Tensor({
+    storage: new ZipStorage(ZIP_SHAPE_KEEPERS[0]!.archive, 0, 0, "float32", false, false, ""),
+    shape: [0],
+  }),
+];
 
 /** Every entry of the folder that is not torch's own: extra files saved alongside (lazy). */
 function otherRecords(

@@ -57,11 +57,19 @@ export interface ZipArchive {
    * without joining the two into a new string (for lookups made once per tensor).
    */
   find(name: string, prefix?: string): ZipEntry | undefined;
+  /** The index of the entry `find` would return, or -1: for lookups that then need only its size and bytes. */
+  indexOf(name: string, prefix?: string): number;
+  /** The uncompressed size of the entry at `index`. */
+  sizeAt(index: number): number;
   /**
    * The entry's bytes, read lazily: the local header is read and checked against the central
    * directory on first use. Throws COMPRESSED_ENTRY for entries that are not stored.
    */
   entrySource(entry: ZipEntry): SliceSource;
+  /** entrySource of the entry at `index`. */
+  sourceAt(index: number): SliceSource;
+  /** Throws what sourceAt would (COMPRESSED_ENTRY) without making a source: for sources made later. */
+  checkStored(index: number): void;
   /** The whole entry in memory with its CRC-32 verified: for small records such as data.pkl. */
   readEntry(entry: ZipEntry): Promise<Uint8Array>;
 }
@@ -200,14 +208,33 @@ class Archive implements ZipArchive {
     return new DirectoryEntry(this.directory, index, prefix === undefined ? name : prefix + name);
   }
 
+  indexOf(name: string, prefix?: string): number {
+    return this.directory.names.find(name, prefix);
+  }
+
+  sizeAt(index: number): number {
+    this.checkIndex(index);
+    return this.directory.uncompressedSize[index]!;
+  }
+
   entrySource(entry: ZipEntry): SliceSource {
-    const file = this.source.name;
     const index = DirectoryEntry.indexIn(entry, this.directory);
     if (index < 0) {
       throw new ArchiveError("UNKNOWN_ENTRY", `'${entry.name}' is not an entry of this archive`, {
-        file,
+        file: this.source.name,
       });
     }
+    return this.sourceAt(index);
+  }
+
+  sourceAt(index: number): SliceSource {
+    this.checkStored(index);
+    return new EntrySource(this, index);
+  }
+
+  checkStored(index: number): void {
+    this.checkIndex(index);
+    const file = this.source.name;
     const method = this.directory.method[index]!;
     if (method !== METHOD_STORED) {
       throw new ArchiveError(
@@ -220,7 +247,6 @@ class Archive implements ZipArchive {
         },
       );
     }
-    return new EntrySource(this, index);
   }
 
   async readEntry(entry: ZipEntry): Promise<Uint8Array> {

@@ -1,0 +1,353 @@
+import { readFileSync } from "node:fs";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import type { PickleLimits, ShortcutRun } from "../../src/formats/pickle/types.js";
+import { unpickle } from "../../src/formats/pickle/unpickler.js";
+import { isTuple, OpaqueObject, PyGlobal, type PyValue } from "../../src/formats/pickle/values.js";
+import { resolveTorchGlobal } from "../../src/formats/torch/rebuild.js";
+import { RebuildTensorShortcut } from "../../src/formats/torch/tensor-shortcut.js";
+import { ZipStorageLoader } from "../../src/formats/torch/torch-zip.js";
+import { readZipArchive, type ZipArchive } from "../../src/formats/zip/zip.js";
+import { Tensor } from "../../src/tensors/tensor.js";
+import { MiniPickler, type PyNode } from "../pickle/mini-pickler.js";
+import { buildZip, memory, type TestEntry } from "../zip/helpers.js";
+import { fixture } from "./helpers.js";
+
+/**
+ * The tensor shortcut must be invisible: for any pickle, unpickling with it gives the same tree
+ * (same tensors, same shared storages) or the same error (code, message, offset) as running
+ * every opcode. These tests run both on real torch files and on generated and mutated ones.
+ */
+
+/** Counts the calls the shortcut takes, so that no test passes by never taking one. */
+class CountingShortcut extends RebuildTensorShortcut {
+  taken = 0;
+  override take(run: ShortcutRun): PyValue | undefined {
+    const value = super.take(run);
+    if (value !== undefined) this.taken++;
+    return value;
+  }
+}
+
+type Outcome = { value: unknown } | { error: { code: unknown; message: string; offset: unknown } };
+
+function run(
+  archive: ZipArchive,
+  pickle: Uint8Array,
+  shortcut: boolean,
+  limits?: Partial<PickleLimits>,
+): { outcome: Outcome; taken: number } {
+  const loader = new ZipStorageLoader(archive, "archive", false, "test.pt");
+  const counting = new CountingShortcut(loader);
+  try {
+    const { value } = unpickle(pickle, {
+      file: "test.pt",
+      resolveGlobal: resolveTorchGlobal,
+      persistentLoad: loader,
+      shortcut: shortcut ? counting : undefined,
+      limits,
+    });
+    return { outcome: { value: plain(value) }, taken: counting.taken };
+  } catch (error) {
+    const { code, message, offset } = error as {
+      code?: unknown;
+      message: string;
+      offset?: unknown;
+    };
+    return { outcome: { error: { code, message, offset } }, taken: counting.taken };
+  }
+}
+
+/**
+ * A value as plain data to compare: tensors by their fields, storages by the order they were
+ * first met (so shared storage must be shared alike), tuples told from lists.
+ */
+function plain(root: PyValue): unknown {
+  const storages: object[] = [];
+  const convert = (value: PyValue): unknown => {
+    if (value instanceof Tensor) {
+      let storage = storages.indexOf(value.storage);
+      if (storage < 0) storage = storages.push(value.storage) - 1;
+      const { dtype, shape, strides, storageOffset, requiresGrad, isParameter } = value;
+      const { byteLength, key, untyped } = value.storage as {
+        byteLength?: number;
+        key?: string;
+        untyped?: boolean;
+      };
+      return {
+        tensor: { dtype, shape, strides, storageOffset, requiresGrad, isParameter },
+        storage: { storage, key, untyped, byteLength: byteLength ?? value.storage.source.size },
+      };
+    }
+    if (value instanceof Map) return { dict: [...value].map(([k, v]) => [convert(k), convert(v)]) };
+    if (Array.isArray(value)) return { [isTuple(value) ? "tuple" : "list"]: value.map(convert) };
+    if (value instanceof PyGlobal) return { global: value.qualifiedName };
+    if (value instanceof OpaqueObject)
+      return { opaque: value.pyClass, args: convert([...value.args]) };
+    if (typeof value === "bigint") return { int: String(value) };
+    return value;
+  };
+  return convert(root);
+}
+
+async function bothWays(zip: Uint8Array, limits?: Partial<PickleLimits>) {
+  const archive = await readZipArchive(memory(zip));
+  const pickle = await archive.readEntry(archive.find("archive/data.pkl")!);
+  const general = run(archive, pickle, false, limits);
+  const fast = run(archive, pickle, true, limits);
+  return { general: general.outcome, fast: fast.outcome, taken: fast.taken };
+}
+
+const rebuildV2: PyNode = { global: ["torch._utils", "_rebuild_tensor_v2"] };
+const rebuildParameter: PyNode = { global: ["torch._utils", "_rebuild_parameter"] };
+const orderedDict: PyNode = { global: ["collections", "OrderedDict"] };
+const STORAGE_CLASSES = [
+  "FloatStorage",
+  "HalfStorage",
+  "LongStorage",
+  "BoolStorage",
+  "ByteStorage",
+];
+const ITEM_SIZE: Record<string, number> = {
+  FloatStorage: 4,
+  HalfStorage: 2,
+  LongStorage: 8,
+  BoolStorage: 1,
+  ByteStorage: 1,
+};
+
+interface TensorSpec {
+  storageClass: string;
+  key: number;
+  numel: number;
+  offset: number;
+  shape: number[];
+  strides: number[];
+  requiresGrad: boolean;
+  /** _rebuild_tensor_v2's seventh argument. */
+  metadata: boolean;
+  parameter: boolean;
+  /** Use the previous tensor's shape tuple object again: the pickle then reads its memo entry. */
+  shareShape: boolean;
+}
+
+/** A torch checkpoint as torch.save writes one: data.pkl (pickle protocol 2) and a storage entry per key. */
+function checkpoint(specs: TensorSpec[], storageBytes: (key: number, needed: number) => number) {
+  const storageClasses = new Map<string, PyNode>();
+  const needed = new Map<number, number>();
+  const items: [PyNode, PyNode][] = [];
+  let previousShape: PyNode | undefined;
+  specs.forEach((spec, i) => {
+    let storageClass = storageClasses.get(spec.storageClass);
+    if (!storageClass) {
+      storageClass = { global: ["torch", spec.storageClass] };
+      storageClasses.set(spec.storageClass, storageClass);
+    }
+    const bytes = spec.numel * ITEM_SIZE[spec.storageClass]!;
+    needed.set(spec.key, Math.max(needed.get(spec.key) ?? 0, bytes));
+    const pid: PyNode = {
+      tuple: ["storage", storageClass, String(spec.key), "cpu", spec.numel],
+    };
+    const shape: PyNode = spec.shareShape && previousShape ? previousShape : { tuple: spec.shape };
+    previousShape = shape;
+    const args: PyNode[] = [
+      { persid: pid },
+      spec.offset,
+      shape,
+      { tuple: spec.strides },
+      spec.requiresGrad,
+      { reduce: [orderedDict, []] },
+    ];
+    if (spec.metadata) args.push({ dict: [["neg", true]] });
+    let tensor: PyNode = { reduce: [rebuildV2, args] };
+    if (spec.parameter)
+      tensor = { reduce: [rebuildParameter, [tensor, true, { reduce: [orderedDict, []] }]] };
+    items.push([`layer.${i}.weight`, tensor]);
+  });
+  const pickle = new MiniPickler().dump({
+    dict: [["state_dict", { reduce: [orderedDict, []], items }]],
+  });
+  const entries: TestEntry[] = [
+    { name: "archive/data.pkl", data: pickle },
+    { name: "archive/byteorder", data: "little" },
+  ];
+  for (const [key, bytes] of needed) {
+    const size = storageBytes(key, bytes);
+    if (size >= 0) entries.push({ name: `archive/data/${key}`, data: new Uint8Array(size) });
+  }
+  entries.push({ name: "archive/version", data: "3\n" });
+  return { pickle, entries };
+}
+
+/** Elements a view needs its storage to hold. */
+function reachOf(shape: number[], strides: number[], offset: number): number {
+  if (shape.includes(0)) return 0;
+  return offset + shape.reduce((sum, size, d) => sum + (size - 1) * strides[d]!, 0) + 1;
+}
+
+/** Mostly views that fit their storage, so that most calls can be taken; some that do not. */
+const tensorSpec: fc.Arbitrary<TensorSpec> = fc
+  .record({
+    // Mostly one class, as in a real model, so most tensors meet theirs again.
+    storageClass: fc.oneof(
+      { arbitrary: fc.constant("FloatStorage"), weight: 4 },
+      { arbitrary: fc.constantFrom(...STORAGE_CLASSES), weight: 1 },
+    ),
+    key: fc.nat(6),
+    offset: fc.oneof(
+      { arbitrary: fc.nat(20), weight: 5 },
+      { arbitrary: fc.constant(300), weight: 1 },
+    ),
+    rank: fc.nat(5),
+    sizes: fc.array(fc.oneof(fc.integer({ min: 1, max: 6 }), fc.constantFrom(0, 70000)), {
+      minLength: 5,
+      maxLength: 5,
+    }),
+    // 2^32 - 5 is written as BININT's bytes for -5: a negative stride the rebuild refuses.
+    strides: fc.array(
+      fc.oneof(
+        { arbitrary: fc.nat(40), weight: 8 },
+        { arbitrary: fc.constantFrom(65536, 2 ** 32 - 5), weight: 1 },
+      ),
+      {
+        minLength: 5,
+        maxLength: 5,
+      },
+    ),
+    spare: fc.constantFrom(0, 0, 0, 0, 0, 7, 7, -1),
+    requiresGrad: fc.boolean(),
+    metadata: fc.nat(9).map((n) => n === 0),
+    parameter: fc.nat(4).map((n) => n === 0),
+    shareShape: fc.nat(4).map((n) => n === 0),
+  })
+  .map(({ rank, sizes, strides, offset, spare, ...rest }) => {
+    const shape = sizes.slice(0, rank);
+    const stride = strides.slice(0, rank);
+    const reach = reachOf(shape, stride, offset);
+    // A view too large to write out gets a small storage (VIEW_OUT_OF_STORAGE) instead.
+    const numel = reach > 300_000 ? 5 : Math.max(reach + spare, 0);
+    return { ...rest, offset, shape, strides: stride, numel };
+  });
+
+describe("the tensor shortcut", () => {
+  it("takes every tensor call after the first of a plain state dict, with the same result", async () => {
+    const specs: TensorSpec[] = Array.from({ length: 300 }, (_, i) => ({
+      storageClass: "FloatStorage",
+      key: i,
+      numel: 64,
+      offset: 0,
+      shape: [8, 8],
+      strides: [8, 1],
+      requiresGrad: i % 2 === 0,
+      metadata: false,
+      parameter: false,
+      shareShape: false,
+    }));
+    const { entries } = checkpoint(specs, (_key, bytes) => bytes);
+    const { general, fast, taken } = await bothWays(buildZip(entries));
+    expect(fast).toEqual(general);
+    expect("value" in general).toBe(true);
+    // The first call names the rebuild function with GLOBAL; the rest read it from the memo.
+    expect(taken).toBe(specs.length - 1);
+  });
+
+  it("gives what the unpickler gives for generated checkpoints, mutated or not", async () => {
+    let takenTotal = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(tensorSpec, { minLength: 3, maxLength: 16 }),
+        fc.constantFrom("exact", "exact", "exact", "larger", "smaller", "missing"),
+        fc.oneof(
+          { arbitrary: fc.constant([]), weight: 3 },
+          {
+            arbitrary: fc.array(fc.tuple(fc.nat(), fc.nat(255)), { minLength: 1, maxLength: 3 }),
+            weight: 2,
+          },
+        ),
+        fc.oneof(
+          { arbitrary: fc.constant(undefined), weight: 6 },
+          {
+            arbitrary: fc.constantFrom<Partial<PickleLimits>>(
+              { maxOperations: 150 },
+              { maxStack: 12 },
+              { maxMarkDepth: 3 },
+              { maxContainerItems: 6 },
+              { maxMemo: 40 },
+              { maxStringBytes: 14 },
+            ),
+            weight: 3,
+          },
+        ),
+        fc.boolean(),
+        async (anySpecs, anySizing, anyMutations, anyLimits, hostile) => {
+          // Half the runs are checkpoints torch could have written, which load; half go wrong.
+          const specs = hostile
+            ? anySpecs
+            : anySpecs.map((spec) => {
+                // A view too large to write out becomes a 0-d tensor.
+                const fits = reachOf(spec.shape, spec.strides, spec.offset) <= 300_000;
+                const shape = fits ? spec.shape : [];
+                const strides = fits ? spec.strides : [];
+                const reach = reachOf(shape, strides, spec.offset);
+                return {
+                  ...spec,
+                  shape,
+                  strides,
+                  metadata: false,
+                  numel: Math.max(spec.numel, reach),
+                };
+              });
+          const sizing = hostile ? anySizing : "exact";
+          const mutations = hostile ? anyMutations : [];
+          const limits = hostile ? anyLimits : undefined;
+          const { pickle, entries } = checkpoint(specs, (key, bytes) => {
+            if (sizing === "larger") return bytes + 16;
+            if (sizing === "smaller" && key === specs[0]!.key) return Math.max(bytes - 1, 0);
+            if (sizing === "missing" && key === specs[0]!.key) return -1;
+            return bytes;
+          });
+          // Byte changes past the PROTO header, in the pickle the zip then stores.
+          const mutated = pickle.slice();
+          for (const [at, byte] of mutations) mutated[2 + (at % (mutated.length - 2))] = byte;
+          entries[0] = { name: "archive/data.pkl", data: mutated };
+          const { general, fast, taken } = await bothWays(buildZip(entries), limits);
+          takenTotal += taken;
+          expect(fast).toEqual(general);
+        },
+      ),
+      { numRuns: 400 },
+    );
+    expect(takenTotal).toBeGreaterThan(100);
+  });
+
+  it("gives what the unpickler gives for every torch zip fixture", async () => {
+    for (const name of [
+      "zip-mixed.pt",
+      "zip-nested.pt",
+      "zip-meta.pt",
+      "zip-conj.pt",
+      "zip-numpy.pt",
+    ]) {
+      const archive = await readZipArchive(memory(readFileSync(fixture(name)), name));
+      const pickleEntry = archive.entries.find((entry) => entry.name.endsWith("/data.pkl"))!;
+      const folder = pickleEntry.name.slice(0, -"/data.pkl".length);
+      const pickle = await archive.readEntry(pickleEntry);
+      const outcome = (shortcut: boolean) => {
+        const loader = new ZipStorageLoader(archive, folder, false, name);
+        try {
+          return plain(
+            unpickle(pickle, {
+              file: name,
+              resolveGlobal: resolveTorchGlobal,
+              persistentLoad: loader,
+              shortcut: shortcut ? new RebuildTensorShortcut(loader) : undefined,
+            }).value,
+          );
+        } catch (error) {
+          return { error: (error as Error).message };
+        }
+      };
+      expect(outcome(true), name).toEqual(outcome(false));
+    }
+  });
+});
