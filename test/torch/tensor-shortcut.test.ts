@@ -132,12 +132,27 @@ interface TensorSpec {
 }
 
 /** A torch checkpoint as torch.save writes one: data.pkl (pickle protocol 2) and a storage entry per key. */
-function checkpoint(specs: TensorSpec[], storageBytes: (key: number, needed: number) => number) {
+function checkpoint(
+  specs: TensorSpec[],
+  storageBytes: (key: number, needed: number) => number,
+  // By default a Lightning-like state dict, one entry per tensor.
+  root: (tensors: PyNode[]) => PyNode = (tensors) => ({
+    dict: [
+      [
+        "state_dict",
+        {
+          reduce: [orderedDict, []],
+          items: tensors.map((tensor, i): [PyNode, PyNode] => [`layer.${i}.weight`, tensor]),
+        },
+      ],
+    ],
+  }),
+) {
   const storageClasses = new Map<string, PyNode>();
   const needed = new Map<number, number>();
-  const items: [PyNode, PyNode][] = [];
+  const tensors: PyNode[] = [];
   let previousShape: PyNode | undefined;
-  specs.forEach((spec, i) => {
+  for (const spec of specs) {
     let storageClass = storageClasses.get(spec.storageClass);
     if (!storageClass) {
       storageClass = { global: ["torch", spec.storageClass] };
@@ -162,11 +177,9 @@ function checkpoint(specs: TensorSpec[], storageBytes: (key: number, needed: num
     let tensor: PyNode = { reduce: [rebuildV2, args] };
     if (spec.parameter)
       tensor = { reduce: [rebuildParameter, [tensor, true, { reduce: [orderedDict, []] }]] };
-    items.push([`layer.${i}.weight`, tensor]);
-  });
-  const pickle = new MiniPickler().dump({
-    dict: [["state_dict", { reduce: [orderedDict, []], items }]],
-  });
+    tensors.push(tensor);
+  }
+  const pickle = new MiniPickler().dump(root(tensors));
   const entries: TestEntry[] = [
     { name: "archive/data.pkl", data: pickle },
     { name: "archive/byteorder", data: "little" },
@@ -318,6 +331,54 @@ describe("the tensor shortcut", () => {
       { numRuns: 400 },
     );
     expect(takenTotal).toBeGreaterThan(100);
+  });
+
+  it("fails where the unpickler fails, at every value of every limit", async () => {
+    // Ranks above 3 are written MARK ... TUPLE, a container of their own.
+    const spec = (shape: number[], key: number): TensorSpec => ({
+      storageClass: "FloatStorage",
+      key,
+      numel: 64,
+      offset: 0,
+      shape,
+      strides: shape.map(() => 1),
+      requiresGrad: false,
+      metadata: false,
+      parameter: false,
+      shareShape: false,
+    });
+    const shapes = [[], [2], [2, 2, 2], [2, 2, 2, 2], [1, 1, 1, 1, 1, 1, 1]];
+    // Nested in lists (a MARK each, for APPENDS): later tensors have more MARKs open than the
+    // first, which the unpickler always runs itself.
+    const { entries } = checkpoint(
+      shapes.flatMap((shape, i) => [spec(shape, 2 * i), spec([...shape].reverse(), 2 * i + 1)]),
+      (_key, bytes) => bytes,
+      (tensors) => ({
+        dict: [
+          ["first", tensors[0]!],
+          ["flat", { list: tensors.slice(1, 5) }],
+          ["nested", { list: [{ list: tensors.slice(5, 8) }, { list: tensors.slice(8) }] }],
+        ],
+      }),
+    );
+    const zip = buildZip(entries);
+    const sweeps: [keyof PickleLimits, number][] = [
+      ["maxStack", 40],
+      ["maxMarkDepth", 6],
+      ["maxContainerItems", 12],
+      ["maxOperations", 400],
+      ["maxMemo", 120],
+      ["maxStringBytes", 20],
+    ];
+    let taken = 0;
+    for (const [limit, top] of sweeps) {
+      for (let value = 0; value <= top; value++) {
+        const both = await bothWays(zip, { [limit]: value });
+        expect(both.fast, `${limit} = ${value}`).toEqual(both.general);
+        taken += both.taken;
+      }
+    }
+    expect(taken).toBeGreaterThan(100);
   });
 
   it("gives what the unpickler gives for every torch zip fixture", async () => {

@@ -1,6 +1,6 @@
 import { internPrefix } from "../../tensors/shape.js";
 import { Tensor } from "../../tensors/tensor.js";
-import { OpcodeScan } from "../pickle/opcode-scan.js";
+import { asciiText, isAscii } from "../latin1.js";
 import { Op } from "../pickle/opcodes.js";
 import type { CallShortcut, ShortcutRun } from "../pickle/types.js";
 import { PyGlobal, type PyValue } from "../pickle/values.js";
@@ -33,53 +33,75 @@ export interface StorageFinder {
  */
 export class RebuildTensorShortcut implements CallShortcut {
   readonly global = "torch._utils._rebuild_tensor_v2";
-  private readonly scan = new OpcodeScan();
-  /** Where counts() reads sizes; only its first entries are meaningful. */
-  private readonly sizes: number[] = [];
+  // What the readers below leave behind: each takes the position of its opcode and returns the
+  // position after it, or -1 when the bytes there are not what the template has.
+  private value: PyValue = null;
+  private number = 0;
+  /** Opcodes read so far in this call. */
+  private operations = 0;
+  /** Sizes read by sizes(): the first `rank`; `marked` when written as MARK ... TUPLE. */
+  private readonly buffer: number[] = [];
+  private rank = 0;
+  private marked = false;
 
   constructor(private readonly storages: StorageFinder) {}
 
+  /**
+   * Reads the template with its position in a local variable. The machine's stack depth, MARKs
+   * and container sizes over these opcodes follow from the template and the ranks of the size
+   * and stride tuples, so they are worked out rather than counted opcode by opcode.
+   */
   take(run: ShortcutRun): PyValue | undefined {
-    const scan = this.scan;
-    scan.begin(run);
-    if (!scan.mark() || !scan.mark()) return undefined;
+    this.operations = 0;
+    let at = this.opcode(run, run.start, Op.MARK);
+    at = this.opcode(run, at, Op.MARK);
 
-    // The persistent id: ('storage', storage_class, key, location, numel).
-    if (scan.memoValue() !== "storage") return undefined;
-    const storageType = scan.memoValue();
+    // The persistent id ('storage', storage_class, key, location, numel), then BINPERSID.
+    // Each value read is copied out of `value` before it is checked (a check of `this.value`
+    // itself would narrow its type past the next read).
+    at = this.get(run, at);
+    const tag = this.value;
+    if (tag !== "storage") return undefined;
+    at = this.get(run, at);
+    const storageType = this.value;
     if (!(storageType instanceof PyGlobal)) return undefined;
-    const key = scan.asciiString();
-    if (key === undefined || !scan.optionalPut()) return undefined;
-    if (typeof scan.memoValue() !== "string") return undefined;
-    const numel = scan.count();
-    if (numel < 0 || scan.tuple() !== 5 || !scan.optionalPut()) return undefined;
-    if (!scan.popsPushes(Op.BINPERSID, 1)) return undefined;
+    at = this.put(run, this.text(run, at));
+    const key = this.value;
+    at = this.get(run, at);
+    const location = this.value;
+    if (typeof location !== "string" || typeof key !== "string") return undefined;
+    at = this.count(run, at);
+    const numel = this.number;
+    at = this.opcode(run, this.put(run, this.opcode(run, at, Op.TUPLE)), Op.BINPERSID);
 
-    const storageOffset = scan.count();
-    if (storageOffset < 0) return undefined;
-    const shape = this.counts();
-    if (shape === undefined) return undefined;
-    const strides = this.counts();
-    if (strides === undefined) return undefined;
-    const requiresGrad = scan.boolean();
-    if (requiresGrad < 0) return undefined;
+    // storage_offset, size, stride, requires_grad.
+    at = this.count(run, at);
+    const storageOffset = this.number;
+    at = this.sizes(run, at);
+    if (at < 0) return undefined;
+    const shape = internPrefix(this.buffer, this.rank);
+    const shapeRank = this.rank;
+    const shapeMarked = this.marked;
+    at = this.sizes(run, at);
+    if (at < 0) return undefined;
+    const strides = internPrefix(this.buffer, this.rank);
+    const requiresGrad = at >= 0 && run.bytes[at] === Op.NEWTRUE;
+    at = this.opcode(run, at, requiresGrad ? Op.NEWTRUE : Op.NEWFALSE);
 
     // backward_hooks: OrderedDict(), which _rebuild_tensor_v2 drops.
-    const hooks = scan.memoValue();
+    at = this.get(run, at);
+    const hooks = this.value;
     if (
       !(hooks instanceof PyGlobal) ||
       hooks.module !== "collections" ||
-      hooks.name !== "OrderedDict" ||
-      !scan.pushes(Op.EMPTY_TUPLE) ||
-      !scan.popsPushes(Op.REDUCE, 2) ||
-      !scan.optionalPut()
+      hooks.name !== "OrderedDict"
     ) {
       return undefined;
     }
+    at = this.put(run, this.opcode(run, this.opcode(run, at, Op.EMPTY_TUPLE), Op.REDUCE));
     // Six arguments: no metadata (a seventh, which may ask for conj/neg, is left to the rebuild).
-    if (scan.tuple() !== 6 || !scan.optionalPut() || !scan.popsPushes(Op.REDUCE, 2)) {
-      return undefined;
-    }
+    at = this.opcode(run, this.put(run, this.opcode(run, at, Op.TUPLE)), Op.REDUCE);
+    if (at < 0) return undefined;
 
     const storage = this.storages.storageFor(storageType, key, numel);
     if (storage === undefined) return undefined;
@@ -91,37 +113,154 @@ export class RebuildTensorShortcut implements CallShortcut {
         shape,
         strides,
         storageOffset,
-        requiresGrad: requiresGrad === 1,
+        requiresGrad,
       });
     } catch {
       // A view outside its storage: the rebuild call throws it, located in the pickle.
       return undefined;
     }
-    scan.finish();
+    run.end = at;
+    run.operations = this.operations;
+    // Values on the stack, the global first: 8 at OrderedDict's (), or more while a size or
+    // stride tuple is built (3 below its first size, 4 below a stride's).
+    run.stackDepth = Math.max(8, 3 + shapeRank, 4 + this.rank);
+    // Two MARKs: the arguments' and the id's, or the arguments' and a marked tuple's.
+    run.markDepth = 2;
+    // The persistent id (5 values) and the arguments (6) close MARKs, and marked tuples.
+    run.containerItems = Math.max(6, shapeMarked ? shapeRank : 0, this.marked ? this.rank : 0);
     return tensor;
   }
 
-  /**
-   * A tuple of counts (`()`, TUPLE1/2/3, or MARK ... TUPLE) and its optional PUT, as an interned
-   * shape: read into a reused buffer, so a shape seen before allocates nothing.
-   */
-  private counts(): readonly number[] | undefined {
-    const scan = this.scan;
-    const into = this.sizes;
-    let length = 0;
-    if (scan.pushes(Op.EMPTY_TUPLE)) {
-      // length 0
-    } else if (scan.mark()) {
-      for (let value = scan.count(); value >= 0; value = scan.count()) into[length++] = value;
-      if (scan.tuple() !== length) return undefined;
-    } else {
-      while (length < 3) {
-        const value = scan.count();
-        if (value < 0) break;
-        into[length++] = value;
-      }
-      if (length === 0 || !scan.popsPushes(SMALL_TUPLE[length]!, length)) return undefined;
-    }
-    return scan.optionalPut() ? internPrefix(into, length) : undefined;
+  // Each reader passes -1 on, so a chain of them fails as a whole.
+
+  /** The opcode `op`, which has no argument. */
+  private opcode(run: ShortcutRun, at: number, op: number): number {
+    if (at < 0 || at >= run.limit || run.bytes[at] !== op) return -1;
+    this.operations++;
+    return at + 1;
   }
+
+  /** BINGET or LONG_BINGET of a value the memo holds, into `value`. */
+  private get(run: ShortcutRun, at: number): number {
+    if (at < 0) return -1;
+    const { bytes } = run;
+    const op = bytes[at];
+    let index: number;
+    let next: number;
+    if (op === Op.BINGET && at + 2 <= run.limit) {
+      index = bytes[at + 1]!;
+      next = at + 2;
+    } else if (op === Op.LONG_BINGET && at + 5 <= run.limit) {
+      index = uint32(bytes, at + 1);
+      next = at + 5;
+    } else {
+      return -1;
+    }
+    const value = run.memoValue(index);
+    if (value === undefined) return -1;
+    this.value = value;
+    this.operations++;
+    return next;
+  }
+
+  /**
+   * A BINPUT or LONG_BINPUT, if one comes next (picklers memoize nearly every value): -1 when it
+   * cannot be read or the pickle reads that entry back (see ShortcutRun.put). Called only right
+   * after a value, so the machine has one to store.
+   */
+  private put(run: ShortcutRun, at: number): number {
+    if (at < 0 || at >= run.limit) return at;
+    const { bytes } = run;
+    const op = bytes[at];
+    if (op === Op.BINPUT) {
+      if (at + 2 > run.limit || !run.put(bytes[at + 1]!)) return -1;
+      this.operations++;
+      return at + 2;
+    }
+    if (op === Op.LONG_BINPUT) {
+      if (at + 5 > run.limit || !run.put(uint32(bytes, at + 1))) return -1;
+      this.operations++;
+      return at + 5;
+    }
+    return at;
+  }
+
+  /** BININT1, BININT2 or a non-negative BININT, into `number`. */
+  private count(run: ShortcutRun, at: number): number {
+    if (at < 0) return -1;
+    const { bytes } = run;
+    const left = run.limit - at;
+    switch (bytes[at]) {
+      case Op.BININT1:
+        if (left < 2) return -1;
+        this.number = bytes[at + 1]!;
+        this.operations++;
+        return at + 2;
+      case Op.BININT2:
+        if (left < 3) return -1;
+        this.number = bytes[at + 1]! | (bytes[at + 2]! << 8);
+        this.operations++;
+        return at + 3;
+      case Op.BININT:
+        // Negative (the top bit set) is not a count.
+        if (left < 5 || bytes[at + 4]! >= 0x80) return -1;
+        this.number = uint32(bytes, at + 1);
+        this.operations++;
+        return at + 5;
+      default:
+        return -1;
+    }
+  }
+
+  /** BINUNICODE or SHORT_BINUNICODE holding ASCII text, as a string into `value`. */
+  private text(run: ShortcutRun, at: number): number {
+    if (at < 0 || at >= run.limit) return -1;
+    const { bytes } = run;
+    const header = bytes[at] === Op.BINUNICODE ? 4 : bytes[at] === Op.SHORT_BINUNICODE ? 1 : 0;
+    if (header === 0 || at + 1 + header > run.limit) return -1;
+    const length = header === 4 ? uint32(bytes, at + 1) : bytes[at + 1]!;
+    const start = at + 1 + header;
+    if (length > run.maxStringBytes || length > run.limit - start) return -1;
+    if (!isAscii(bytes, start, start + length)) return -1;
+    this.value = asciiText(bytes, start, start + length);
+    this.operations++;
+    return start + length;
+  }
+
+  /**
+   * A tuple of counts and its optional PUT, into `buffer` and `rank`: `()`, counts then
+   * TUPLE1/2/3, or MARK counts TUPLE (`marked`).
+   */
+  private sizes(run: ShortcutRun, at: number): number {
+    const buffer = this.buffer;
+    let rank = 0;
+    let next = this.opcode(run, at, Op.EMPTY_TUPLE);
+    this.marked = next < 0 && at >= 0 && run.bytes[at] === Op.MARK;
+    if (this.marked) {
+      next = this.opcode(run, at, Op.MARK);
+      for (let after = this.count(run, next); after >= 0; after = this.count(run, next)) {
+        buffer[rank++] = this.number;
+        next = after;
+      }
+      next = this.opcode(run, next, Op.TUPLE);
+    } else if (next < 0) {
+      next = at;
+      for (let after = this.count(run, next); after >= 0 && rank < 3; ) {
+        buffer[rank++] = this.number;
+        next = after;
+        if (rank < 3) after = this.count(run, next);
+      }
+      next = rank === 0 ? -1 : this.opcode(run, next, SMALL_TUPLE[rank]!);
+    }
+    this.rank = rank;
+    // EMPTY_TUPLE is not memoized by picklers, but a PUT after it is as valid as after any value.
+    return this.put(run, next);
+  }
+}
+
+/** The little-endian unsigned 32-bit integer at `at`. */
+function uint32(bytes: Uint8Array, at: number): number {
+  return (
+    bytes[at]! + bytes[at + 1]! * 0x100 + bytes[at + 2]! * 0x10000 + bytes[at + 3]! * 0x1000000
+  );
 }

@@ -260,8 +260,8 @@ export const STORAGE_LOADER_SHAPE_KEEPER = new ZipStorageLoader(
 );
 
 /**
- * Kept likewise: a shortcut with its opcode scan, and a tensor over a zip storage, for the code
- * that inlined their methods.
+ * Kept likewise: a shortcut and a tensor over a zip storage, for the code that inlined their
+ * methods.
  */
 export const TENSOR_SHORTCUT_SHAPE_KEEPERS: readonly object[] = [
   new RebuildTensorShortcut(STORAGE_LOADER_SHAPE_KEEPER),
