@@ -46,6 +46,37 @@ describe("finding entries by name", () => {
     );
   });
 
+  it("tells a name's start and end as the name itself does, ASCII or not", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uniqueArray(shortName, { minLength: 1, maxLength: 20 }),
+        fc.array(shortName, { maxLength: 10 }),
+        async (names, others) => {
+          const archive = await open(names.map((name) => ({ name, data: name })));
+          for (const [index, name] of names.entries()) {
+            // Every start and end of every name, and other strings.
+            const texts = [
+              ...others,
+              ...Array.from({ length: name.length + 1 }, (_, at) => name.slice(0, at)),
+            ];
+            for (const text of [
+              ...texts,
+              ...texts.map((t) => name.slice(name.length - t.length)),
+            ]) {
+              expect(archive.nameStartsWith(index, text), `${name} starts ${text}`).toBe(
+                name.startsWith(text),
+              );
+              expect(archive.nameEndsWith(index, text), `${name} ends ${text}`).toBe(
+                name.endsWith(text),
+              );
+            }
+          }
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
   it("reads an entry found by prefix and rest", async () => {
     const archive = await open([
       { name: "archive/data.pkl", data: "p" },

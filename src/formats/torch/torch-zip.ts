@@ -37,7 +37,7 @@ export async function openTorchZip(
 ): Promise<OpenedFormat> {
   const file = source.name;
   const archive = await readZipArchive(source);
-  const { pickleEntry, folder, maybeRecords } = scanEntries(archive, file);
+  const { pickleEntry, folder } = findPickle(archive, file);
   const inFolder = (name: string) => archive.find(`${folder}/${name}`);
   refuseTorchScript(archive, folder, file);
 
@@ -91,37 +91,30 @@ export async function openTorchZip(
     format: "torch-zip",
     root: result.value,
     opaqueClasses: result.opaqueClasses,
-    records: otherRecords(archive, folder, maybeRecords),
+    records: otherRecords(archive, folder),
     details,
     ownedSources: [],
   };
 }
 
 /**
- * One pass over the entry names: the one `<folder>/data.pkl` at depth one (torch accepts any
- * folder name), and the entries that may be extra records (every entry in a folder but not
- * under its `data/` or `.data/`). Names are made one at a time and dropped: an archive holds
+ * The one `<folder>/data.pkl` at depth one (torch accepts any folder name). Names are compared
+ * in the directory's bytes, and made only for entries that end in `/data.pkl`: an archive holds
  * one storage entry per tensor.
  */
-function scanEntries(
-  archive: ZipArchive,
-  file: string,
-): { pickleEntry: ZipEntry; folder: string; maybeRecords: number[] } {
+function findPickle(archive: ZipArchive, file: string): { pickleEntry: ZipEntry; folder: string } {
+  const suffix = "/data.pkl";
   const candidates: number[] = [];
-  const maybeRecords: number[] = [];
   for (let index = 0; index < archive.entryCount; index++) {
+    if (!archive.nameEndsWith(index, suffix)) continue;
     const name = archive.nameAt(index);
-    const slash = name.indexOf("/");
-    if (slash <= 0) continue;
-    if (name.startsWith("data/", slash + 1) || name.startsWith(".data/", slash + 1)) continue;
-    if (name.length === slash + "/data.pkl".length && name.endsWith("/data.pkl")) {
+    if (name.length > suffix.length && name.indexOf("/") === name.length - suffix.length) {
       candidates.push(index);
     }
-    maybeRecords.push(index);
   }
   if (candidates.length === 1) {
     const pickleEntry = archive.entryAt(candidates[0]!);
-    return { pickleEntry, folder: pickleEntry.name.slice(0, -"/data.pkl".length), maybeRecords };
+    return { pickleEntry, folder: pickleEntry.name.slice(0, -suffix.length) };
   }
   if (candidates.length === 0) {
     throw new FormatError(
@@ -272,16 +265,21 @@ export const TENSOR_SHORTCUT_SHAPE_KEEPERS: readonly object[] = [
 ];
 
 /** Every entry of the folder that is not torch's own: extra files saved alongside (lazy). */
-function otherRecords(
-  archive: ZipArchive,
-  folder: string,
-  maybeRecords: readonly number[],
-): ReadonlyMap<string, ByteSource> {
+function otherRecords(archive: ZipArchive, folder: string): ReadonlyMap<string, ByteSource> {
   const records = new Map<string, ByteSource>();
   const prefix = `${folder}/`;
-  for (const index of maybeRecords) {
+  // Storages, and torch's own hidden records.
+  const [storages, hidden] = [`${prefix}data/`, `${prefix}.data/`];
+  for (let index = 0; index < archive.entryCount; index++) {
+    if (
+      !archive.nameStartsWith(index, prefix) ||
+      archive.nameStartsWith(index, storages) ||
+      archive.nameStartsWith(index, hidden)
+    ) {
+      continue;
+    }
     const entry = archive.entryAt(index);
-    if (!entry.name.startsWith(prefix) || entry.name.endsWith("/")) continue;
+    if (entry.name.endsWith("/")) continue;
     const name = entry.name.slice(prefix.length);
     if (FORMAT_RECORDS.has(name)) continue;
     records.set(name, archive.entrySource(entry));

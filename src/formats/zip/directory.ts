@@ -44,6 +44,27 @@ export function entryName(directory: CentralDirectory, index: number): string {
   return asciiText(directory.bytes, start, start + directory.nameLength[index]!);
 }
 
+/**
+ * Whether entry `index`'s name starts with `text` (ends with it, with `atEnd`). An ASCII name is
+ * compared in the directory's bytes, so asking this of every entry makes no string.
+ */
+export function nameHas(
+  directory: CentralDirectory,
+  index: number,
+  text: string,
+  atEnd: boolean,
+): boolean {
+  const decoded = directory.decodedNames.size > 0 ? directory.decodedNames.get(index) : undefined;
+  if (decoded !== undefined) return atEnd ? decoded.endsWith(text) : decoded.startsWith(text);
+  const length = directory.nameLength[index]!;
+  if (text.length > length) return false;
+  const { bytes } = directory;
+  const at = directory.nameStart[index]! + (atEnd ? length - text.length : 0);
+  // A character outside ASCII never equals a byte of an ASCII name, as it should not.
+  for (let i = 0; i < text.length; i++) if (bytes[at + i] !== text.charCodeAt(i)) return false;
+  return true;
+}
+
 /** Entry `index`'s name as the directory stores it (a view of the directory's bytes). */
 export function rawEntryName(directory: CentralDirectory, index: number): Uint8Array {
   const start = directory.nameStart[index]!;

@@ -15,6 +15,7 @@ import {
   entryName,
   entryOutOfBounds,
   findExtraField,
+  nameHas,
   parseCentralDirectory,
   rawEntryName,
 } from "./directory.js";
@@ -52,6 +53,10 @@ export interface ZipArchive {
   nameAt(index: number): string;
   /** The entry at `index` in central directory order. */
   entryAt(index: number): ZipEntry;
+  /** Whether the name of the entry at `index` starts with `prefix`, without making the name. */
+  nameStartsWith(index: number, prefix: string): boolean;
+  /** Whether the name of the entry at `index` ends with `suffix`, without making the name. */
+  nameEndsWith(index: number, suffix: string): boolean;
   /**
    * The entry named exactly `prefix + name`, or undefined. With a prefix, the name is looked up
    * without joining the two into a new string (for lookups made once per tensor).
@@ -200,6 +205,16 @@ class Archive implements ZipArchive {
   entryAt(index: number): ZipEntry {
     this.checkIndex(index);
     return new DirectoryEntry(this.directory, index);
+  }
+
+  nameStartsWith(index: number, prefix: string): boolean {
+    this.checkIndex(index);
+    return nameHas(this.directory, index, prefix, false);
+  }
+
+  nameEndsWith(index: number, suffix: string): boolean {
+    this.checkIndex(index);
+    return nameHas(this.directory, index, suffix, true);
   }
 
   find(name: string, prefix?: string): ZipEntry | undefined {
