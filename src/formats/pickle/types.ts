@@ -90,9 +90,11 @@ export interface ShortcutRun {
   /** Set by a shortcut that takes the call: the end of the opcodes it read, and their count. */
   end: number;
   operations: number;
-  /** Set likewise: the most values it had on the stack at once (the global's BINGET included), the most MARKs it had open, and the items of the largest container a MARK closed. */
+  /** Set likewise: the most values on the stack at once, the global's BINGET included. */
   stackDepth: number;
+  /** Set likewise: the most MARKs open at once. */
   markDepth: number;
+  /** Set likewise: the items of the largest container a MARK closed. */
   containerItems: number;
 }
 

@@ -13,6 +13,11 @@ export type StorageKind =
   /** Known to torch but not readable here (quantized storages). */
   | { kind: "unsupported"; what: string };
 
+/** The dtype of a readable storage's elements: its own, or bytes for an untyped storage. */
+export function storageDType(kind: Exclude<StorageKind, { kind: "unsupported" }>): DType {
+  return kind.kind === "typed" ? kind.dtype : "uint8";
+}
+
 const TYPED_STORAGES: Readonly<Record<string, DType>> = {
   DoubleStorage: "float64",
   FloatStorage: "float32",

@@ -2,7 +2,7 @@ import { FormatError, UnsupportedFormatError } from "../../errors.js";
 import { type DType, itemSize } from "../../tensors/dtype.js";
 import { PyGlobal, type PyValue } from "../pickle/values.js";
 import { describe } from "./describe.js";
-import { type StorageKind, storageKind } from "./dtypes.js";
+import { storageDType, storageKind } from "./dtypes.js";
 
 /**
  * torch's persistent ids for storages: `('storage', storage_type, key, location, numel)` in zip
@@ -73,8 +73,10 @@ export function parseStorageId(pid: PyValue, withView: boolean, file: string): S
   if (typeof numel !== "number" || !Number.isSafeInteger(numel) || numel < 0) {
     throw bad(`element count is ${describe(numel)}`);
   }
-  const ref = denseStorageRef(kind, key, numel);
-  if (ref === undefined) throw bad(`element count ${numel} is too large`);
+  const dtype = storageDType(kind);
+  const byteLength = numel * itemSize(dtype);
+  if (!Number.isSafeInteger(byteLength)) throw bad(`element count ${numel} is too large`);
+  const ref: StorageRef = { key, dtype, untyped: kind.kind === "untyped", numel, byteLength };
   if (withView && view !== null) {
     if (!Array.isArray(view) || view.length !== 3) throw bad(`storage view is ${describe(view)}`);
     const [viewKey, offset, size] = view as PyValue[];
@@ -88,16 +90,4 @@ export function parseStorageId(pid: PyValue, withView: boolean, file: string): S
     ref.view = { key: viewKeyString, offset: offset as number, size: size as number };
   }
   return ref;
-}
-
-/** undefined when the storage's byte length is past 2^53. */
-function denseStorageRef(
-  kind: Exclude<StorageKind, { kind: "unsupported" }>,
-  key: string,
-  numel: number,
-): StorageRef | undefined {
-  const dtype = kind.kind === "typed" ? kind.dtype : "uint8";
-  const byteLength = numel * itemSize(dtype);
-  if (!Number.isSafeInteger(byteLength)) return undefined;
-  return { key, dtype, untyped: kind.kind === "untyped", numel, byteLength };
 }

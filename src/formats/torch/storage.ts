@@ -69,8 +69,9 @@ export function storageAs(storage: TorchStorage, dtype: DType): Storage {
 }
 
 /**
- * Storages kept for the life of the module, so that the hidden class of a frozen storage
- * outlives a full garbage collection: see SHAPE_KEEPERS in formats/pickle/values.ts. Two, over
+ * Storages kept for the life of the module, so that the hidden class of a storage made here (a
+ * legacy file's; a zip file's is a ZipStorage) outlives a full garbage collection: see
+ * SHAPE_KEEPERS in formats/pickle/values.ts. Two, over
  * sources of two classes (a zip entry's, and bytes in memory), so that the kept class's
  * `source` field is general (see ZIP_SHAPE_KEEPERS in formats/zip/zip.ts).
  */

@@ -7,7 +7,7 @@ import { unpickle } from "../pickle/unpickler.js";
 import type { PyGlobal, PyValue } from "../pickle/values.js";
 import type { FormatOptions, OpenedFormat } from "../types.js";
 import { readZipArchive, ZIP_SHAPE_KEEPERS, type ZipArchive, type ZipEntry } from "../zip/zip.js";
-import { type StorageKind, storageKind } from "./dtypes.js";
+import { type StorageKind, storageDType, storageKind } from "./dtypes.js";
 import { MAX_PICKLE_BYTES, MAX_TEXT_RECORD_BYTES, pickleTooLarge } from "./limits.js";
 import { parseStorageId } from "./persistent-id.js";
 import { resolveTorchGlobal } from "./rebuild.js";
@@ -190,7 +190,8 @@ export class ZipStorageLoader implements PersistentLoader, StorageFinder {
     }
     const kind = this.lastStorageKind;
     if (kind === undefined || kind.kind === "unsupported") return undefined;
-    const dtype = kind.kind === "typed" ? kind.dtype : "uint8";
+    // Checked here as parseStorageId checks it, without building a StorageRef per tensor.
+    const dtype = storageDType(kind);
     if (!Number.isSafeInteger(numel * itemSize(dtype))) return undefined;
     const found = this.storage(key, dtype, kind.kind === "untyped", numel);
     return found instanceof FormatError ? undefined : found;
@@ -269,12 +270,13 @@ function otherRecords(archive: ZipArchive, folder: string): ReadonlyMap<string, 
   const records = new Map<string, ByteSource>();
   const prefix = `${folder}/`;
   // Storages, and torch's own hidden records.
-  const [storages, hidden] = [`${prefix}data/`, `${prefix}.data/`];
+  const dataPrefix = `${prefix}data/`;
+  const dotDataPrefix = `${prefix}.data/`;
   for (let index = 0; index < archive.entryCount; index++) {
     if (
       !archive.nameStartsWith(index, prefix) ||
-      archive.nameStartsWith(index, storages) ||
-      archive.nameStartsWith(index, hidden)
+      archive.nameStartsWith(index, dataPrefix) ||
+      archive.nameStartsWith(index, dotDataPrefix)
     ) {
       continue;
     }

@@ -127,11 +127,11 @@ class EntrySource extends SliceSource {
     private readonly archive: Archive,
     private readonly index: number,
   ) {
-    super(archive.source, undefined, archive.sizeOf(index), "");
+    super(archive.source, undefined, archive.sizeAt(index), "");
   }
 
   override get name(): string {
-    this.#name ??= `${this.parent.name}:${this.archive.nameOf(this.index)}`;
+    this.#name ??= `${this.parent.name}:${this.archive.nameAt(this.index)}`;
     return this.#name;
   }
 
@@ -218,7 +218,7 @@ class Archive implements ZipArchive {
   }
 
   find(name: string, prefix?: string): ZipEntry | undefined {
-    const index = this.directory.names.find(name, prefix);
+    const index = this.indexOf(name, prefix);
     if (index < 0) return undefined;
     return new DirectoryEntry(this.directory, index, prefix === undefined ? name : prefix + name);
   }
@@ -254,7 +254,7 @@ class Archive implements ZipArchive {
     if (method !== METHOD_STORED) {
       throw new ArchiveError(
         "COMPRESSED_ENTRY",
-        `zip entry '${this.nameOf(index)}' is compressed (method ${method})`,
+        `zip entry '${this.nameAt(index)}' is compressed (method ${method})`,
         {
           file,
           offset: this.directory.localHeaderOffset[index]!,
@@ -273,7 +273,7 @@ class Archive implements ZipArchive {
     if (actual !== stored) {
       throw new ArchiveError(
         "CRC_MISMATCH",
-        `zip entry '${this.nameOf(index)}' fails its CRC-32 check (stored ${hex(stored)}, computed ${hex(actual)})`,
+        `zip entry '${this.nameAt(index)}' fails its CRC-32 check (stored ${hex(stored)}, computed ${hex(actual)})`,
         {
           file: this.source.name,
           offset: await slice.origin(),
@@ -292,16 +292,6 @@ class Archive implements ZipArchive {
       this.dataStarts.set(index, start);
     }
     return start;
-  }
-
-  /** Entry `index`'s name, for messages and source names. */
-  nameOf(index: number): string {
-    return entryName(this.directory, index);
-  }
-
-  /** Entry `index`'s size. */
-  sizeOf(index: number): number {
-    return this.directory.uncompressedSize[index]!;
   }
 
   private checkIndex(index: number): void {
