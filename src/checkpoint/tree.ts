@@ -1,5 +1,6 @@
 import { isDict, OpaqueObject, type PyValue } from "../formats/pickle/values.js";
 import { Tensor } from "../tensors/tensor.js";
+import { childPath, ListedTensor } from "./listed-tensor.js";
 
 /**
  * Walking the unpickled tree. A path is a list of segments: string keys, and numbers for list
@@ -57,66 +58,88 @@ export function walk(
   root: PyValue,
   visit: (value: PyValue, path: TreePath) => boolean | undefined,
 ): void {
+  walkPlaces(root, visitWithPath, visit);
+}
+
+function visitWithPath(
+  visit: (value: PyValue, path: TreePath) => boolean | undefined,
+  value: PyValue,
+  parent: TreePath,
+  segment: PathSegment | undefined,
+): boolean | undefined {
+  return visit(value, segment === undefined ? parent : childPath(parent, segment));
+}
+
+/**
+ * walk, with each value's place given as its container's path and its own segment (undefined
+ * for the root), and `state` passed to `visit`. Only containers get a path array of their own,
+ * so that listing 20,000 tensors does not build 20,000 paths nobody may ask for.
+ *
+ * `visit` should be a function made once, not a closure made per call, and so is the callback
+ * given to Map.forEach: optimized code that calls a closure keeps it only weakly, and was thrown
+ * away each time the last walk's closure was collected.
+ */
+function walkPlaces<State>(
+  root: PyValue,
+  visit: (
+    state: State,
+    value: PyValue,
+    parent: TreePath,
+    segment: PathSegment | undefined,
+  ) => boolean | undefined,
+  state: State,
+): void {
   const seen = new Set<object>();
-  // Two parallel stacks rather than one of records, and no [segment, child] pairs: a walk of a
-  // 20,000-tensor checkpoint would otherwise build four short-lived objects per value.
-  const values: PyValue[] = [root];
-  const paths: TreePath[] = [[]];
+  // Parallel stacks rather than one of records, and no [segment, child] pairs: a walk of a
+  // 20,000-tensor checkpoint would otherwise build several short-lived objects per value.
+  const stacks: WalkStacks = { values: [root], segments: [undefined] };
+  const parents: TreePath[] = [[]];
+  const { values, segments } = stacks;
   while (values.length > 0) {
     const value = values.pop()!;
-    const path = paths.pop()!;
-    if (visit(value, path) === false || !isContainer(value)) continue;
+    const parent = parents.pop()!;
+    const segment = segments.pop();
+    if (visit(state, value, parent, segment) === false || !isContainer(value)) continue;
     if (seen.has(value as object)) continue;
     seen.add(value as object);
     const first = values.length;
-    pushChildren(value, path, values, paths);
+    const path = segment === undefined ? parent : childPath(parent, segment);
+    pushChildren(value, stacks);
+    while (parents.length < values.length) parents.push(path);
     // Pushed in document order; reversed so that the first child is popped first.
     reverseFrom(values, first);
-    reverseFrom(paths, first);
+    reverseFrom(segments, first);
   }
 }
 
-/** Pushes a container's children and their paths, in the order childrenOf lists them. */
-function pushChildren(value: PyValue, path: TreePath, values: PyValue[], paths: TreePath[]): void {
+/** The values still to visit and their segments, in parallel. */
+interface WalkStacks {
+  values: PyValue[];
+  segments: (PathSegment | undefined)[];
+}
+
+/** Pushes a container's children and their segments, in the order childrenOf lists them. */
+function pushChildren(value: PyValue, stacks: WalkStacks): void {
+  const { values, segments } = stacks;
   if (isDict(value)) {
     // forEach rather than for-of, which makes a [key, value] array per entry.
-    value.forEach((child, key) => {
-      values.push(child);
-      paths.push(childPath(path, keySegment(key)));
-    });
+    value.forEach(pushDictEntry, stacks);
   } else if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
       values.push(value[i]!);
-      paths.push(childPath(path, i));
+      segments.push(i);
     }
   } else {
     for (const [segment, child] of childrenOf(value)) {
       values.push(child);
-      paths.push(childPath(path, segment));
+      segments.push(segment);
     }
   }
 }
 
-/**
- * The path one level down, in an array of exactly its length: a spread grows its array as it
- * iterates (a 2-segment path took a 17-slot backing store), and so does a push after a copy.
- * Array literals and `new Array(n)` are allocated at their size.
- */
-function childPath(path: TreePath, segment: PathSegment): TreePath {
-  switch (path.length) {
-    case 0:
-      return [segment];
-    case 1:
-      return [path[0]!, segment];
-    case 2:
-      return [path[0]!, path[1]!, segment];
-    case 3:
-      return [path[0]!, path[1]!, path[2]!, segment];
-  }
-  const child = new Array<PathSegment>(path.length + 1);
-  for (let i = 0; i < path.length; i++) child[i] = path[i]!;
-  child[path.length] = segment;
-  return child;
+function pushDictEntry(this: WalkStacks, child: PyValue, key: PyValue): void {
+  this.values.push(child);
+  this.segments.push(keySegment(key));
 }
 
 /** Reverses `items[from..]` in place. */
@@ -131,11 +154,17 @@ function reverseFrom<T>(items: T[], from: number): void {
 /** Every tensor in the tree with the first path it was found at. */
 export function listTensors(root: PyValue): TensorEntry[] {
   const entries: TensorEntry[] = [];
-  walk(root, (value, path) => {
-    if (value instanceof Tensor) entries.push({ path, tensor: value });
-    return undefined;
-  });
+  walkPlaces(root, listTensor, entries);
   return entries;
+}
+
+function listTensor(
+  entries: TensorEntry[],
+  value: PyValue,
+  parent: TreePath,
+  segment: PathSegment | undefined,
+): undefined {
+  if (value instanceof Tensor) entries.push(new ListedTensor(value, parent, segment));
 }
 
 /** The value at `path`, or undefined. */

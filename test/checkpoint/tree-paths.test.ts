@@ -1,3 +1,4 @@
+import { inspect } from "node:util";
 import { describe, expect, it } from "vitest";
 import { formatPath, listTensors } from "../../src/checkpoint/tree.js";
 import type { PyValue } from "../../src/formats/pickle/values.js";
@@ -48,5 +49,22 @@ describe("tensor paths at every depth", () => {
     expect(first!.path).toEqual(["x", 0]);
     expect(second!.path).toEqual(["x", 1]);
     expect(first!.path).not.toBe(second!.path);
+  });
+
+  it("gives the same path array each time it is asked, and shows it in JSON and the console", () => {
+    const t = tensor();
+    const root: PyValue = new Map<PyValue, PyValue>([["x", new Map([["y", t]])]]);
+    const [entry] = listTensors(root);
+    expect(entry!.path).toBe(entry!.path);
+    expect(entry!.path).toEqual(["x", "y"]);
+    const { path, tensor: listed } = entry!;
+    expect({ path, tensor: listed }).toEqual({ path: ["x", "y"], tensor: t });
+    expect(JSON.parse(JSON.stringify(entry)).path).toEqual(["x", "y"]);
+    expect(inspect(entry)).toContain("path: [ 'x', 'y' ]");
+  });
+
+  it("lists a bare tensor at the root with the empty path", () => {
+    const t = tensor();
+    expect(listTensors(t).map((entry) => entry.path)).toEqual([[]]);
   });
 });

@@ -43,6 +43,13 @@ describe("storage classes", () => {
     expect(storageKind("os", "FloatStorage")).toBeUndefined();
     expect(storageKind("torch.cuda", "UntypedStorage")).toBeUndefined();
   });
+
+  it("takes no name from an object's prototype for a storage class or a dtype", () => {
+    for (const name of ["constructor", "toString", "__proto__", "hasOwnProperty", "valueOf"]) {
+      expect(storageKind("torch", name), name).toBeUndefined();
+      expect(torchDType("torch", name), name).toBeUndefined();
+    }
+  });
 });
 
 describe("dtype globals", () => {

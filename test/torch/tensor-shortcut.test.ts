@@ -305,20 +305,25 @@ const tensorSpec: fc.Arbitrary<TensorSpec> = fc
     return { ...rest, offset, shape, strides: stride, numel };
   });
 
+/** `count` float32 8 × 8 tensors, each with its own storage, as in a plain state dict. */
+function plainSpecs(count: number): TensorSpec[] {
+  return Array.from({ length: count }, (_, i) => ({
+    storageClass: "FloatStorage",
+    key: i,
+    numel: 64,
+    offset: 0,
+    shape: [8, 8],
+    strides: [8, 1],
+    requiresGrad: i % 2 === 0,
+    metadata: false,
+    parameter: false,
+    shareShape: false,
+  }));
+}
+
 describe("the tensor shortcut", () => {
   it("takes every tensor call after the first of a plain state dict, with the same result", async () => {
-    const specs: TensorSpec[] = Array.from({ length: 300 }, (_, i) => ({
-      storageClass: "FloatStorage",
-      key: i,
-      numel: 64,
-      offset: 0,
-      shape: [8, 8],
-      strides: [8, 1],
-      requiresGrad: i % 2 === 0,
-      metadata: false,
-      parameter: false,
-      shareShape: false,
-    }));
+    const specs = plainSpecs(300);
     const { entries } = checkpoint(specs, (_key, bytes) => bytes);
     const { general, fast, taken } = await bothWays(buildZip(entries));
     expect(fast).toEqual(general);
@@ -327,13 +332,24 @@ describe("the tensor shortcut", () => {
     expect(taken).toBe(specs.length - 1);
   });
 
+  it("declines a tensor whose storage is compressed, which the unpickler then refuses", async () => {
+    const specs = plainSpecs(3);
+    const { entries } = checkpoint(specs, (_key, bytes) => bytes);
+    for (const entry of entries) if (entry.name === "archive/data/2") entry.method = 8;
+    const { general, fast, taken } = await bothWays(buildZip(entries));
+    expect(fast).toEqual(general);
+    expect(general).toMatchObject({ error: { code: "COMPRESSED_ENTRY" } });
+    // The second tensor is taken; the third is declined and fails in the unpickler.
+    expect(taken).toBe(1);
+  });
+
   it("gives what the unpickler gives for generated checkpoints, mutated or not", async () => {
     let validCalls = 0;
     let validTaken = 0;
     await fc.assert(
       fc.asyncProperty(
         fc.array(tensorSpec, { minLength: 3, maxLength: 16 }),
-        fc.constantFrom("exact", "exact", "exact", "larger", "smaller", "missing"),
+        fc.constantFrom("exact", "exact", "exact", "larger", "smaller", "missing", "compressed"),
         fc.oneof(
           { arbitrary: fc.constant([]), weight: 3 },
           {
@@ -368,6 +384,11 @@ describe("the tensor shortcut", () => {
             if (sizing === "missing" && key === specs[0]!.key) return -1;
             return bytes;
           });
+          // The last tensor's storage deflated: refused, where the shortcut may be offered it.
+          if (sizing === "compressed") {
+            const name = `archive/data/${specs.at(-1)!.key}`;
+            for (const entry of entries) if (entry.name === name) entry.method = 8;
+          }
           // Byte changes past the PROTO header, in the pickle the zip then stores.
           const mutated = pickle.slice();
           for (const [at, byte] of mutations) mutated[2 + (at % (mutated.length - 2))] = byte;

@@ -18,7 +18,13 @@ import {
   decodeUtf8,
   parseFloatLiteral,
 } from "./text.js";
-import type { PickleLimits, UnpickleOptions, UnpickleResult } from "./types.js";
+import type {
+  CallShortcut,
+  PersistentLoader,
+  PickleLimits,
+  UnpickleOptions,
+  UnpickleResult,
+} from "./types.js";
 import { isTuple, makeTuple, OpaqueObject, type PyDict, PyGlobal, type PyValue } from "./values.js";
 
 export { DEFAULT_LIMITS } from "./limits.js";
@@ -58,7 +64,6 @@ const kept: { lastMachine: PickleMachine | undefined } = { lastMachine: undefine
 
 const EMPTY_TUPLE = makeTuple([]) as PyValue;
 const NO_BYTES = new Uint8Array(0);
-const NO_OPTIONS: UnpickleOptions = Object.freeze({});
 
 /** A tuple as a stack value (values.ts types tuples as readonly arrays, outside PyValue). */
 function tuple(items: PyValue[]): PyValue {
@@ -86,13 +91,20 @@ class PickleMachine {
   /** Height of the innermost MARK (0 without one): values below it are out of reach. */
   base = 0;
   readonly memo: Memo;
-  /** With options.shortcut: the global it takes calls of, once the pickle has named it. */
+  /**
+   * options.shortcut and options.persistentLoad, held by the machine: the options are the
+   * caller's object, made afresh for each checkpoint, and optimized code that reached these
+   * through it was thrown away whenever a new object's fields disagreed with the last one's.
+   */
+  private shortcut: CallShortcut | undefined;
+  private loader: PersistentLoader | undefined;
+  /** With a shortcut: the global it takes calls of, once the pickle has named it. */
   private shortcutGlobal: PyGlobal | undefined = undefined;
   private readonly shortcutRun: MachineShortcutRun;
 
   constructor(
     public bytes: Uint8Array,
-    private options: UnpickleOptions,
+    options: UnpickleOptions,
     start: number,
   ) {
     this.limits = resolveLimits(options.limits);
@@ -104,6 +116,8 @@ class PickleMachine {
       this.limits,
     );
     this.policy = new CallPolicy(options, this.opaqueClasses);
+    this.shortcut = options.shortcut;
+    this.loader = options.persistentLoad;
     this.memo = new Memo(findMemoReads(bytes, start));
     this.shortcutRun = new MachineShortcutRun(bytes, this.memo, this.limits.maxStringBytes);
   }
@@ -126,10 +140,11 @@ class PickleMachine {
     this.marks.length = 0;
     this.base = 0;
     this.bytes = NO_BYTES;
-    this.options = NO_OPTIONS;
     this.reader.release(NO_BYTES);
     this.memo.clear();
     this.policy.release();
+    this.shortcut = undefined;
+    this.loader = undefined;
     this.shortcutGlobal = undefined;
     this.shortcutRun.bytes = NO_BYTES;
   }
@@ -255,7 +270,7 @@ class PickleMachine {
     const run = this.shortcutRun;
     const { reader, limits, memo } = this;
     run.begin(reader.pos, reader.readLimit);
-    const value = this.options.shortcut!.take(run);
+    const value = this.shortcut!.take(run);
     if (
       value === undefined ||
       this.operations + run.operations > limits.maxOperations ||
@@ -361,7 +376,7 @@ class PickleMachine {
       refuseDeniedGlobal(module3, name3, this.reader.where());
     }
     const global = this.protocol < 3 ? new PyGlobal(module3, name3) : new PyGlobal(module, name);
-    const shortcut = this.options.shortcut;
+    const shortcut = this.shortcut;
     if (shortcut !== undefined && shortcut.global === global.qualifiedName) {
       this.shortcutGlobal = global;
     }
@@ -369,7 +384,7 @@ class PickleMachine {
   }
 
   persistentLoad(pid: PyValue): PyValue {
-    const loader = this.options.persistentLoad;
+    const loader = this.loader;
     if (!loader) {
       throw this.reader.fail(
         "NO_PERSISTENT_LOAD",

@@ -44,6 +44,19 @@ const QUANTIZED_STORAGES = new Set([
 /** Modules torch's own unpickler accepts storage classes from (CPU and CUDA). */
 const STORAGE_MODULES = new Set(["torch", "torch.cuda"]);
 
+/**
+ * The kinds storageKind answers, made once: optimized code that reads a kind keeps its hidden
+ * class only weakly, so kinds made afresh for each checkpoint threw that code away whenever the
+ * last checkpoint's kinds were collected.
+ */
+const UNTYPED_KIND: StorageKind = Object.freeze({ kind: "untyped" });
+const TYPED_KINDS: ReadonlyMap<string, StorageKind> = new Map(
+  Object.entries(TYPED_STORAGES).map(([name, dtype]) => [
+    name,
+    Object.freeze({ kind: "typed", dtype }),
+  ]),
+);
+
 /** The element type of a storage class named `module.name`, or undefined if it is not one. */
 export function storageKind(module: string, name: string): StorageKind | undefined {
   if (
@@ -51,11 +64,11 @@ export function storageKind(module: string, name: string): StorageKind | undefin
     (name === "UntypedStorage" || name === "TypedStorage")
   ) {
     // Both hold raw bytes; a tensor over them gets its dtype from _rebuild_tensor_v3.
-    return { kind: "untyped" };
+    return UNTYPED_KIND;
   }
   if (!STORAGE_MODULES.has(module)) return undefined;
-  const dtype = TYPED_STORAGES[name];
-  if (dtype !== undefined) return { kind: "typed", dtype };
+  const typed = TYPED_KINDS.get(name);
+  if (typed !== undefined) return typed;
   if (QUANTIZED_STORAGES.has(name))
     return { kind: "unsupported", what: `quantized storage ${module}.${name}` };
   return undefined;
@@ -117,8 +130,8 @@ export function torchDType(
   name: string,
 ): { dtype: DType } | { unsupported: string } | undefined {
   if (module !== "torch") return undefined;
-  const dtype = TORCH_DTYPES[name];
-  if (dtype !== undefined) return { dtype };
+  // Own keys only: a pickle may name torch.constructor or torch.toString.
+  if (Object.hasOwn(TORCH_DTYPES, name)) return { dtype: TORCH_DTYPES[name]! };
   if (UNSUPPORTED_TORCH_DTYPES.has(name)) return { unsupported: `torch.${name}` };
   return undefined;
 }

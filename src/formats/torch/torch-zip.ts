@@ -224,7 +224,9 @@ export class ZipStorageLoader implements PersistentLoader, StorageFinder {
         { file: this.file, hint: "The checkpoint is incomplete or corrupt." },
       );
     }
-    const size = archive.sizeAt(index);
+    // A compressed entry is refused now, though its source is made on first read.
+    const size = archive.storedSizeAt(index);
+    if (typeof size !== "number") return size;
     if (size < byteLength) {
       return new FormatError(
         "STORAGE_TOO_SMALL",
@@ -232,8 +234,6 @@ export class ZipStorageLoader implements PersistentLoader, StorageFinder {
         { file: this.file, hint: "The checkpoint is truncated or corrupt." },
       );
     }
-    // A compressed entry is refused now, though its source is made on first read.
-    archive.checkStored(index);
     const storage = new ZipStorage(archive, index, byteLength, dtype, this.bigEndian, untyped, key);
     if (variantKey) this.variants.set(variantKey, storage);
     else this.storages.set(key, storage);
@@ -273,10 +273,11 @@ function otherRecords(archive: ZipArchive, folder: string): ReadonlyMap<string, 
   const dataPrefix = `${prefix}data/`;
   const dotDataPrefix = `${prefix}.data/`;
   for (let index = 0; index < archive.entryCount; index++) {
+    // Storages first: nearly every entry is one.
     if (
-      !archive.nameStartsWith(index, prefix) ||
       archive.nameStartsWith(index, dataPrefix) ||
-      archive.nameStartsWith(index, dotDataPrefix)
+      archive.nameStartsWith(index, dotDataPrefix) ||
+      !archive.nameStartsWith(index, prefix)
     ) {
       continue;
     }

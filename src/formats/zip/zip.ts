@@ -64,8 +64,11 @@ export interface ZipArchive {
   find(name: string, prefix?: string): ZipEntry | undefined;
   /** The index of the entry `find` would return, or -1: for lookups that then need only its size and bytes. */
   indexOf(name: string, prefix?: string): number;
-  /** The uncompressed size of the entry at `index`. */
-  sizeAt(index: number): number;
+  /**
+   * The size of the entry at `index` if it is stored (not compressed), or the COMPRESSED_ENTRY
+   * error sourceAt would throw: for storages whose sources are made later, one per tensor.
+   */
+  storedSizeAt(index: number): number | ArchiveError;
   /**
    * The entry's bytes, read lazily: the local header is read and checked against the central
    * directory on first use. Throws COMPRESSED_ENTRY for entries that are not stored.
@@ -73,8 +76,6 @@ export interface ZipArchive {
   entrySource(entry: ZipEntry): SliceSource;
   /** entrySource of the entry at `index`. */
   sourceAt(index: number): SliceSource;
-  /** Throws what sourceAt would (COMPRESSED_ENTRY) without making a source: for sources made later. */
-  checkStored(index: number): void;
   /** The whole entry in memory with its CRC-32 verified: for small records such as data.pkl. */
   readEntry(entry: ZipEntry): Promise<Uint8Array>;
 }
@@ -227,9 +228,15 @@ class Archive implements ZipArchive {
     return this.directory.names.find(name, prefix);
   }
 
+  /** The uncompressed size of the entry at `index`. */
   sizeAt(index: number): number {
     this.checkIndex(index);
     return this.directory.uncompressedSize[index]!;
+  }
+
+  storedSizeAt(index: number): number | ArchiveError {
+    this.checkIndex(index);
+    return this.compressedError(index) ?? this.directory.uncompressedSize[index]!;
   }
 
   entrySource(entry: ZipEntry): SliceSource {
@@ -243,25 +250,25 @@ class Archive implements ZipArchive {
   }
 
   sourceAt(index: number): SliceSource {
-    this.checkStored(index);
+    this.checkIndex(index);
+    const refused = this.compressedError(index);
+    if (refused) throw refused;
     return new EntrySource(this, index);
   }
 
-  checkStored(index: number): void {
-    this.checkIndex(index);
-    const file = this.source.name;
+  /** COMPRESSED_ENTRY for an entry that is not stored: loadout reads entries in place. */
+  private compressedError(index: number): ArchiveError | undefined {
     const method = this.directory.method[index]!;
-    if (method !== METHOD_STORED) {
-      throw new ArchiveError(
-        "COMPRESSED_ENTRY",
-        `zip entry '${this.nameAt(index)}' is compressed (method ${method})`,
-        {
-          file,
-          offset: this.directory.localHeaderOffset[index]!,
-          hint: "torch.save writes entries uncompressed; this file was re-zipped. Re-save it with torch.save, or re-zip it with no compression (zip -0).",
-        },
-      );
-    }
+    if (method === METHOD_STORED) return undefined;
+    return new ArchiveError(
+      "COMPRESSED_ENTRY",
+      `zip entry '${this.nameAt(index)}' is compressed (method ${method})`,
+      {
+        file: this.source.name,
+        offset: this.directory.localHeaderOffset[index]!,
+        hint: "torch.save writes entries uncompressed; this file was re-zipped. Re-save it with torch.save, or re-zip it with no compression (zip -0).",
+      },
+    );
   }
 
   async readEntry(entry: ZipEntry): Promise<Uint8Array> {
