@@ -70,6 +70,8 @@ export function internShape(values: readonly number[]): readonly number[] {
  * when the shape is already interned, nothing is allocated.
  */
 export function internPrefix(values: readonly number[], length: number): readonly number[] {
+  // An answer given again (a Tensor built from shapes its caller interned) is its own answer.
+  if ((values === recent || values === previous) && values.length === length) return values;
   // Tensors come in runs of one shape and its strides: the last two answers are checked first.
   if (isPrefix(recent, values, length)) return recent;
   if (isPrefix(previous, values, length)) {
@@ -89,7 +91,11 @@ let recent: readonly number[] = Object.freeze([]);
 let previous: readonly number[] = recent;
 
 /** Whether `shape` is `values[0..length)`, -0 told apart from 0 as the trie does. */
-function isPrefix(shape: readonly number[], values: readonly number[], length: number): boolean {
+export function isPrefix(
+  shape: readonly number[],
+  values: readonly number[],
+  length: number,
+): boolean {
   if (shape.length !== length) return false;
   if (shape === values) return true;
   for (let d = 0; d < length; d++) {

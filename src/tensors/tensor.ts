@@ -66,7 +66,6 @@ export interface ReadOptions {
  * request, reading contiguous same-dtype data straight into the destination.
  */
 export class Tensor implements PyObjectLike {
-  readonly pyClass = "torch.Tensor";
   readonly storage: Storage;
   readonly dtype: DType;
   readonly shape: readonly number[];
@@ -90,6 +89,11 @@ export class Tensor implements PyObjectLike {
     this.key = init.key;
     this.numel = numelOf(this.shape);
     this.validate();
+  }
+
+  /** On the prototype, not in each of a checkpoint's thousands of tensors. */
+  get pyClass(): string {
+    return "torch.Tensor";
   }
 
   /** Bytes the tensor's elements take when contiguous. */

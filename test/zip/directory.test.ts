@@ -90,10 +90,13 @@ describe("finding entries by name", () => {
 
   it("refuses positions outside the archive", async () => {
     const archive = await open([{ name: "a/b", data: "x" }]);
-    for (const index of [-1, 1, 0.5, Number.NaN]) {
+    for (const index of [-1, 1, 0.5, Number.NaN, Number.POSITIVE_INFINITY]) {
       expect(() => archive.entryAt(index)).toThrow(RangeError);
       expect(() => archive.nameAt(index)).toThrow(RangeError);
+      expect(() => archive.storedSizeAt(index)).toThrow(RangeError);
+      expect(() => archive.nameStartsWith(index, "a")).toThrow(RangeError);
     }
+    expect(archive.storedSizeAt(0)).toBe(1);
   });
 
   it("refuses a name given twice, ASCII or not, wherever the second one is", async () => {

@@ -1,4 +1,4 @@
-import { internPrefix } from "../../tensors/shape.js";
+import { internPrefix, internShape, isPrefix } from "../../tensors/shape.js";
 import { Tensor } from "../../tensors/tensor.js";
 import { asciiText, isAscii } from "../latin1.js";
 import { Op } from "../pickle/opcodes.js";
@@ -42,6 +42,9 @@ export class RebuildTensorShortcut implements CallShortcut {
   /** Sizes read by sizes(): the first `rank`; `marked` when written as MARK ... TUPLE. */
   private readonly buffer: number[] = [];
   private rank = 0;
+  /** The last shape and strides built: a model's tensors come in runs of one shape. */
+  private lastShape = internShape([]);
+  private lastStrides = this.lastShape;
   private marked = false;
 
   constructor(private readonly storages: StorageFinder) {}
@@ -79,12 +82,18 @@ export class RebuildTensorShortcut implements CallShortcut {
     const storageOffset = this.number;
     at = this.sizes(run, at);
     if (at < 0) return undefined;
-    const shape = internPrefix(this.buffer, this.rank);
+    if (!isPrefix(this.lastShape, this.buffer, this.rank)) {
+      this.lastShape = internPrefix(this.buffer, this.rank);
+    }
+    const shape = this.lastShape;
     const shapeRank = this.rank;
     const shapeMarked = this.marked;
     at = this.sizes(run, at);
     if (at < 0) return undefined;
-    const strides = internPrefix(this.buffer, this.rank);
+    if (!isPrefix(this.lastStrides, this.buffer, this.rank)) {
+      this.lastStrides = internPrefix(this.buffer, this.rank);
+    }
+    const strides = this.lastStrides;
     const requiresGrad = at >= 0 && run.bytes[at] === Op.NEWTRUE;
     at = this.opcode(run, at, requiresGrad ? Op.NEWTRUE : Op.NEWFALSE);
 

@@ -301,11 +301,16 @@ class Archive implements ZipArchive {
     return start;
   }
 
+  /** Called several times per tensor at open: the check stays small, the message is made apart. */
   private checkIndex(index: number): void {
-    if (!Number.isInteger(index) || index < 0 || index >= this.directory.count) {
-      throw new RangeError(`no entry ${index} in an archive of ${this.directory.count} entries`);
+    if (!(index >= 0 && index < this.directory.count && Number.isInteger(index))) {
+      throw noEntry(index, this.directory.count);
     }
   }
+}
+
+function noEntry(index: number, count: number): RangeError {
+  return new RangeError(`no entry ${index} in an archive of ${count} entries`);
 }
 
 /**
