@@ -8,7 +8,18 @@ export * from "./checkpoint/tree.js";
 export * from "./config/index.js";
 export * from "./errors.js";
 export type { PickleLimits } from "./formats/pickle/types.js";
-export * from "./formats/pickle/values.js";
+// Not SHAPE_KEEPERS: kept values that hold V8's hidden classes, not API.
+export {
+  isDict,
+  isTuple,
+  makeTuple,
+  OpaqueObject,
+  PyComplex,
+  type PyDict,
+  PyGlobal,
+  type PyObjectLike,
+  type PyValue,
+} from "./formats/pickle/values.js";
 export type { CheckpointFormat, FormatOptions } from "./formats/types.js";
 export * from "./io/byte-source.js";
 export * from "./keys/index.js";
@@ -27,7 +38,15 @@ export * from "./targets/from-state-dict.js";
 export * from "./targets/memory.js";
 export type * from "./targets/types.js";
 export * from "./tensors/dtype.js";
-export * from "./tensors/shape.js";
+// Not internPrefix / isPrefix: helpers of the open's hot path, not API.
+export {
+  contiguousStrides,
+  formatShape,
+  internShape,
+  nextIndex,
+  numelOf,
+  sameShape,
+} from "./tensors/shape.js";
 export { type TensorStats, tensorStats } from "./tensors/stats.js";
 export { type ReadOptions, type Storage, Tensor } from "./tensors/tensor.js";
 export type { TensorLike } from "./tensors/tensor-like.js";

@@ -50,7 +50,10 @@ function lstmBias(owner: Record<string, unknown>, init: InitializerLike): tf.Ten
 }
 
 function initialTensor(weight: ModelWeight): tf.Tensor {
-  const field = INITIALIZER_FIELDS[weight.tail] ?? `${camelCase(weight.tail)}Initializer`;
+  const field =
+    (Object.hasOwn(INITIALIZER_FIELDS, weight.tail)
+      ? INITIALIZER_FIELDS[weight.tail]
+      : undefined) ?? `${camelCase(weight.tail)}Initializer`;
   for (const owner of owners(weight)) {
     const init = owner[field];
     if (!isInitializer(init)) continue;

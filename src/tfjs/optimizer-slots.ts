@@ -72,7 +72,7 @@ const SLOT_FIELDS: Readonly<Record<string, readonly SlotField[]>> = {
 /** The slot arrays of an optimizer this module knows, or a LoadError. */
 export function slotFieldsOf(optimizer: Optimizer): readonly SlotField[] {
   const className = optimizer.getClassName();
-  const fields = SLOT_FIELDS[className];
+  const fields = Object.hasOwn(SLOT_FIELDS, className) ? SLOT_FIELDS[className] : undefined;
   if (!fields) {
     throw new LoadError(
       "UNSUPPORTED_OPTIMIZER",

@@ -8,6 +8,7 @@ import {
 import type { OptimizerState } from "../../src/targets/types.js";
 import { variableField } from "../../src/tfjs/internals.js";
 import { tfjsModelTarget } from "../../src/tfjs/model-target.js";
+import { slotFieldsOf } from "../../src/tfjs/optimizer-slots.js";
 import { adamBetaPower, tfjsOptimizerTarget } from "../../src/tfjs/optimizer-target.js";
 import { mapPytorchStateDict } from "../../src/tfjs/pytorch-mapping.js";
 import {
@@ -340,5 +341,14 @@ describe("tfjsOptimizerTarget: validation and Undo", () => {
       /does not restore tfjs Adamax/,
     );
     model.dispose();
+  });
+
+  it("takes no class name from an object's prototype for an optimizer's slots", () => {
+    for (const name of ["constructor", "toString", "__proto__"]) {
+      const optimizer = { getClassName: () => name } as unknown as tf.Optimizer;
+      expect(() => slotFieldsOf(optimizer), name).toThrow(
+        expect.objectContaining({ code: "UNSUPPORTED_OPTIMIZER" }),
+      );
+    }
   });
 });
