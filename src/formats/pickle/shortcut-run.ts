@@ -16,8 +16,12 @@ export class MachineShortcutRun implements ShortcutRun {
   stackDepth = 0;
   markDepth = 0;
   containerItems = 0;
-  /** Indices of the PUTs recorded so far in this attempt: the first `putCount` items. */
-  readonly puts: number[] = [];
+  /**
+   * Indices of the PUTs recorded so far in this attempt: the first `putCount` items. Made at
+   * its full length (a tensor call has about eight PUTs), so that writing never grows it: a
+   * growing write in optimized code is a deoptimization the first time a call has more.
+   */
+  readonly puts: number[] = new Array<number>(32).fill(0);
   putCount = 0;
 
   constructor(

@@ -7,7 +7,12 @@ import { decimalIndex } from "../decimal-index.js";
  * storage; with tens of thousands of storages, hashing each key was a measurable part of opening.
  */
 export class StorageKeyMap<T> {
-  private readonly byIndex: (T | undefined)[] = [];
+  /**
+   * Starts holding `undefined` (an absent key reads the same), so that the array has the kind
+   * of elements it will keep from its first write: an empty array changes kind on its first
+   * value, and code optimized for the changed kind was thrown away at the next checkpoint.
+   */
+  private readonly byIndex: (T | undefined)[] = [undefined];
   private readonly byKey = new Map<string, T>();
 
   /** Keys whose value is `indexLimit` or more go to the Map, so the array stays that short. */
