@@ -258,11 +258,11 @@ class PickleMachine {
   pushMemo(index: number): void {
     const value = this.memoGet(index);
     if (value === this.shortcutGlobal && this.takeShortcut()) return;
-    this.stack.push(value);
+    this.push(value);
   }
 
   /**
-   * Offers the opcodes after this BINGET to options.shortcut. It pushes what the call would
+   * Offers the opcodes after this BINGET to the shortcut. It pushes what the call would
    * have pushed, provided the limits the machine checks as it goes hold over the whole run;
    * otherwise (or when the shortcut declines) the machine runs those opcodes itself.
    */
@@ -285,7 +285,7 @@ class PickleMachine {
     for (let i = 0; i < run.putCount; i++) memo.set(run.puts[i]!, null);
     this.operations += run.operations;
     reader.skipTo(run.end);
-    this.stack.push(value);
+    this.push(value);
     return true;
   }
 

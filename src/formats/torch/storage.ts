@@ -15,6 +15,11 @@ export interface TorchStorage extends Storage, PyObjectLike {
   readonly key: string;
 }
 
+/** The Python class a torch storage reports: one of the two that isTorchStorage accepts. */
+export function storagePyClass(untyped: boolean): string {
+  return untyped ? "torch.storage.UntypedStorage" : "torch.storage.TypedStorage";
+}
+
 export function makeTorchStorage(init: {
   source: ByteSource;
   dtype: DType;
@@ -25,7 +30,7 @@ export function makeTorchStorage(init: {
   // Spelled out rather than spread: one storage per tensor, and a literal is cheaper to build.
   // Not frozen, as a Tensor is not: Object.freeze is a call into the runtime, once per tensor.
   return {
-    pyClass: init.untyped ? "torch.storage.UntypedStorage" : "torch.storage.TypedStorage",
+    pyClass: storagePyClass(init.untyped),
     source: init.source,
     dtype: init.dtype,
     bigEndian: init.bigEndian,

@@ -82,18 +82,14 @@ export class RebuildTensorShortcut implements CallShortcut {
     const storageOffset = this.number;
     at = this.sizes(run, at);
     if (at < 0) return undefined;
-    if (!isPrefix(this.lastShape, this.buffer, this.rank)) {
-      this.lastShape = internPrefix(this.buffer, this.rank);
-    }
-    const shape = this.lastShape;
+    const shape = this.sizesReusing(this.lastShape);
+    this.lastShape = shape;
     const shapeRank = this.rank;
     const shapeMarked = this.marked;
     at = this.sizes(run, at);
     if (at < 0) return undefined;
-    if (!isPrefix(this.lastStrides, this.buffer, this.rank)) {
-      this.lastStrides = internPrefix(this.buffer, this.rank);
-    }
-    const strides = this.lastStrides;
+    const strides = this.sizesReusing(this.lastStrides);
+    this.lastStrides = strides;
     const requiresGrad = at >= 0 && run.bytes[at] === Op.NEWTRUE;
     at = this.opcode(run, at, requiresGrad ? Op.NEWTRUE : Op.NEWFALSE);
 
@@ -138,6 +134,11 @@ export class RebuildTensorShortcut implements CallShortcut {
     // The persistent id (5 values) and the arguments (6) close MARKs, and marked tuples.
     run.containerItems = Math.max(6, shapeMarked ? shapeRank : 0, this.marked ? this.rank : 0);
     return tensor;
+  }
+
+  /** The sizes just read (`buffer[0..rank)`), interned: `last` itself when they equal it. */
+  private sizesReusing(last: readonly number[]): readonly number[] {
+    return isPrefix(last, this.buffer, this.rank) ? last : internPrefix(this.buffer, this.rank);
   }
 
   // Each reader passes -1 on, so a chain of them fails as a whole.

@@ -1,7 +1,7 @@
 import { type ByteSource, SliceSource } from "../../io/byte-source.js";
 import type { DType } from "../../tensors/dtype.js";
 import type { ZipArchive } from "../zip/zip.js";
-import type { TorchStorage } from "./storage.js";
+import { storagePyClass, type TorchStorage } from "./storage.js";
 
 /**
  * A storage in a torch zip file: the first `byteLength` bytes of the entry at `index`. The
@@ -23,7 +23,7 @@ export class ZipStorage implements TorchStorage {
   ) {}
 
   get pyClass(): string {
-    return this.untyped ? "torch.storage.UntypedStorage" : "torch.storage.TypedStorage";
+    return storagePyClass(this.untyped);
   }
 
   /** The bytes; throws COMPRESSED_ENTRY if the entry is not stored. */
