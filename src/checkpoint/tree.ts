@@ -75,9 +75,13 @@ function visitWithPath(
  * for the root), and `state` passed to `visit`. Only containers get a path array of their own,
  * so that listing 20,000 tensors does not build 20,000 paths nobody may ask for.
  *
- * `visit` should be a function made once, not a closure made per call, and so is the callback
- * given to Map.forEach: optimized code that calls a closure keeps it only weakly, and was thrown
- * away each time the last walk's closure was collected.
+ * The walk keeps one frame per open container and reads its children in place (a dict through
+ * its own iterators), rather than copying every child onto a stack: a state dict of 20,000
+ * tensors grew such stacks to 20,000 slots, megabytes of garbage for each listing.
+ *
+ * `visit` should be a function made once, not a closure made per call: optimized code that
+ * calls a closure keeps it only weakly, and was thrown away each time the last walk's closure
+ * was collected.
  */
 function walkPlaces<State>(
   root: PyValue,
@@ -89,67 +93,83 @@ function walkPlaces<State>(
   ) => boolean | undefined,
   state: State,
 ): void {
-  const seen = new Set<object>();
-  // Parallel stacks rather than one of records, and no [segment, child] pairs: a walk of a
-  // 20,000-tensor checkpoint would otherwise build several short-lived objects per value.
-  const stacks: WalkStacks = { values: [root], segments: [undefined] };
-  const parents: TreePath[] = [[]];
-  const { values, segments } = stacks;
-  while (values.length > 0) {
-    const value = values.pop()!;
-    const parent = parents.pop()!;
-    const segment = segments.pop();
-    if (visit(state, value, parent, segment) === false || !isContainer(value)) continue;
-    if (seen.has(value as object)) continue;
-    seen.add(value as object);
-    const first = values.length;
-    const path = segment === undefined ? parent : childPath(parent, segment);
-    pushChildren(value, stacks);
-    while (parents.length < values.length) parents.push(path);
-    // Pushed in document order; reversed so that the first child is popped first.
-    reverseFrom(values, first);
-    reverseFrom(segments, first);
-  }
-}
-
-/** The values still to visit and their segments, in parallel. */
-interface WalkStacks {
-  values: PyValue[];
-  segments: (PathSegment | undefined)[];
-}
-
-/** Pushes a container's children and their segments, in the order childrenOf lists them. */
-function pushChildren(value: PyValue, stacks: WalkStacks): void {
-  const { values, segments } = stacks;
-  if (isDict(value)) {
-    // forEach rather than for-of, which makes a [key, value] array per entry.
-    value.forEach(pushDictEntry, stacks);
-  } else if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) {
-      values.push(value[i]!);
-      segments.push(i);
+  const top: TreePath = [];
+  if (visit(state, root, top, undefined) === false || !isContainer(root)) return;
+  const seen = new Set<object>([root as object]);
+  const frames: WalkFrame[] = [frameFor(root, top)];
+  while (frames.length > 0) {
+    const frame = frames[frames.length - 1]!;
+    let child: PyValue;
+    let segment: PathSegment;
+    const keys = frame.keys;
+    if (keys !== undefined) {
+      const key = keys.next();
+      if (key.done === true) {
+        frames.pop();
+        continue;
+      }
+      child = frame.values!.next().value as PyValue;
+      segment = keySegment(key.value);
+    } else {
+      const items = frame.items!;
+      const index = frame.index;
+      if (index >= items.length) {
+        frames.pop();
+        continue;
+      }
+      frame.index = index + 1;
+      child = items[index]!;
+      segment = frame.segments === undefined ? index : frame.segments[index]!;
     }
-  } else {
-    for (const [segment, child] of childrenOf(value)) {
-      values.push(child);
-      segments.push(segment);
-    }
+    if (visit(state, child, frame.path, segment) === false || !isContainer(child)) continue;
+    if (seen.has(child as object)) continue;
+    seen.add(child as object);
+    frames.push(frameFor(child, childPath(frame.path, segment)));
   }
 }
 
-function pushDictEntry(this: WalkStacks, child: PyValue, key: PyValue): void {
-  this.values.push(child);
-  this.segments.push(keySegment(key));
+/**
+ * A container being walked: a dict's key and value iterators (advanced together), or a list
+ * of children with their segments (a list's or tuple's own items, numbered by position).
+ */
+class WalkFrame {
+  index = 0;
+  constructor(
+    readonly path: TreePath,
+    readonly keys: Iterator<PyValue> | undefined,
+    readonly values: Iterator<PyValue> | undefined,
+    readonly items: readonly PyValue[] | undefined,
+    readonly segments: readonly PathSegment[] | undefined,
+  ) {}
 }
 
-/** Reverses `items[from..]` in place. */
-function reverseFrom<T>(items: T[], from: number): void {
-  for (let a = from, b = items.length - 1; a < b; a++, b--) {
-    const t = items[a]!;
-    items[a] = items[b]!;
-    items[b] = t;
+function frameFor(container: PyValue, path: TreePath): WalkFrame {
+  if (isDict(container)) {
+    return new WalkFrame(path, container.keys(), container.values(), undefined, undefined);
   }
+  if (Array.isArray(container))
+    return new WalkFrame(path, undefined, undefined, container, undefined);
+  const children = childrenOf(container);
+  return new WalkFrame(
+    path,
+    undefined,
+    undefined,
+    children.map((child) => child[1]),
+    children.map((child) => child[0]),
+  );
 }
+
+/**
+ * Frames kept for the life of the module, one of each kind, so that the frames' hidden class
+ * (and the optimized walk that reads them) outlives a full garbage collection: see
+ * SHAPE_KEEPERS in formats/pickle/values.ts. Without them every listing after a collection
+ * ran the walk unoptimized ("weak objects" in V8's deoptimization trace).
+ */
+export const WALK_FRAME_SHAPE_KEEPERS: readonly WalkFrame[] = [
+  frameFor(new Map(), []),
+  frameFor([], []),
+  frameFor(new Set(), []),
+];
 
 /** Every tensor in the tree with the first path it was found at. */
 export function listTensors(root: PyValue): TensorEntry[] {

@@ -5,6 +5,9 @@
  * 256 MiB central directory keeps far below 10^9.
  */
 
+/** The largest limit decimalIndex takes: nine digits. */
+export const DECIMAL_INDEX_LIMIT = 1_000_000_000;
+
 /** The number `text` spells, if it is canonical and below `limit` (at most 10^9); else -1. */
 export function decimalIndex(text: string, limit: number): number {
   const length = text.length;

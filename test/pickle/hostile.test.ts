@@ -664,6 +664,17 @@ describe("malformed streams", () => {
     refused([Op.NONE, Op.MARK, Op.REDUCE, STOP], PickleError, "STACK_UNDERFLOW");
     refused([Op.NONE, Op.MARK, binput(0), STOP], PickleError, "STACK_UNDERFLOW");
     refused([proto(4), Op.NONE, Op.MARK, Op.STACK_GLOBAL, STOP], PickleError, "STACK_UNDERFLOW");
+    // SETITEMS with nothing below its MARK, with and without items above it.
+    for (const items of [[], [Op.NONE, Op.NONE]]) {
+      const error = refused([Op.MARK, ...items, Op.SETITEMS, STOP], PickleError, "STACK_UNDERFLOW");
+      expect(error.message).toContain("SETITEMS needs a value but the stack is empty");
+    }
+    const below = refused(
+      [Op.MARK, Op.MARK, Op.NONE, Op.NONE, Op.SETITEMS, STOP],
+      PickleError,
+      "STACK_UNDERFLOW",
+    );
+    expect(below.message).toContain("SETITEMS needs a value but finds a MARK");
   });
 
   it("STOP with anything but exactly one value", () => {
@@ -707,6 +718,11 @@ describe("malformed streams", () => {
     refused([Op.EMPTY_TUPLE, Op.NONE, Op.APPEND, STOP], PickleError, "BAD_OPERAND");
     refused([Op.EMPTY_LIST, Op.NONE, Op.NONE, Op.SETITEM, STOP], PickleError, "BAD_OPERAND");
     refused([Op.EMPTY_DICT, Op.MARK, Op.NONE, Op.SETITEMS, STOP], PickleError, "BAD_OPERAND");
+    refused(
+      [Op.EMPTY_LIST, Op.MARK, Op.NONE, Op.NONE, Op.SETITEMS, STOP],
+      PickleError,
+      "BAD_OPERAND",
+    );
     refused(
       [proto(4), Op.MARK, Op.FROZENSET, Op.MARK, Op.NONE, Op.ADDITEMS, STOP],
       PickleError,

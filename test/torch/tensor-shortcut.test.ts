@@ -332,6 +332,57 @@ describe("the tensor shortcut", () => {
     expect(taken).toBe(specs.length - 1);
   });
 
+  it("finds storages under keys that are not str(n) of a small number, with or without it", async () => {
+    // torch writes "0", "1", ...; the shortcut reads those as numbers, and anything else (a
+    // leading zero, a letter, ten digits, a number past the archive's entry count) as text.
+    const keys = ["0", "007", "x1", "1234567890", "500", "7"];
+    const floatStorage: PyNode = { global: ["torch", "FloatStorage"] };
+    const tensors = keys.map(
+      (key): PyNode => ({
+        reduce: [
+          rebuildV2,
+          [
+            { persid: { tuple: ["storage", floatStorage, key, "cpu", 2] } },
+            0,
+            { tuple: [2] },
+            { tuple: [1] },
+            false,
+            { reduce: [orderedDict, []] },
+          ],
+        ],
+      }),
+    );
+    const pickle = new MiniPickler().dump({
+      dict: keys.map((_key, i): [PyNode, PyNode] => [`t${i}`, tensors[i]!]),
+    });
+    const entries: TestEntry[] = [
+      { name: "archive/data.pkl", data: pickle },
+      { name: "archive/byteorder", data: "little" },
+      // Each storage holds its position in `keys`, then that plus a half.
+      ...keys.map((key, i) => ({
+        name: `archive/data/${key}`,
+        data: new Uint8Array(new Float32Array([i, i + 0.5]).buffer),
+      })),
+    ];
+    const zip = buildZip(entries);
+    const { general, fast, taken } = await bothWays(zip);
+    expect(fast).toEqual(general);
+    expect(taken).toBe(keys.length - 1);
+
+    const archive = await readZipArchive(memory(zip));
+    const loader = new ZipStorageLoader(archive, "archive", false, "test.pt");
+    const { value } = unpickle(await archive.readEntry(archive.find("archive/data.pkl")!), {
+      resolveGlobal: resolveTorchGlobal,
+      persistentLoad: loader,
+      shortcut: new RebuildTensorShortcut(loader),
+    });
+    const read = [...(value as Map<string, Tensor>).values()];
+    expect(read.map((tensor) => (tensor.storage as unknown as { key: string }).key)).toEqual(keys);
+    for (const [i, tensor] of read.entries()) {
+      expect([...((await tensor.read()) as Float32Array)]).toEqual([i, i + 0.5]);
+    }
+  });
+
   it("declines a tensor whose storage is compressed, which the unpickler then refuses", async () => {
     const specs = plainSpecs(3);
     const { entries } = checkpoint(specs, (_key, bytes) => bytes);

@@ -24,6 +24,35 @@ export function findMemoReads(bytes: Uint8Array, start: number): MemoReads | und
   let at = start;
   while (at < end) {
     const op = bytes[at++]!;
+    // The opcodes torch.save writes a tensor with, first, without the table and its branches:
+    // a 20,000-tensor checkpoint is 640,000 opcodes. An argument running past the end leaves
+    // `at` past it, and the walk then ends without a STOP, unsure, as below.
+    switch (op) {
+      case Op.LONG_BINPUT:
+        at += 4;
+        continue;
+      case Op.BINPUT:
+      case Op.BININT1:
+        at += 1;
+        continue;
+      case Op.BINGET:
+        if (at >= end) return undefined;
+        reads.add(bytes[at]!);
+        at += 1;
+        continue;
+      case Op.MARK:
+      case Op.EMPTY_TUPLE:
+      case Op.TUPLE:
+      case Op.TUPLE2:
+      case Op.REDUCE:
+      case Op.BINPERSID:
+      case Op.NEWFALSE:
+        continue;
+      case Op.BINUNICODE:
+        if (end - at < 4) return undefined;
+        at += 4 + view.getUint32(at, true);
+        continue;
+    }
     const kind = ARGUMENT[op]!;
     let length: number;
     if (kind >= 0) {

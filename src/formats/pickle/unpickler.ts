@@ -211,12 +211,7 @@ class PickleMachine {
 
   /** Removes the innermost MARK and returns the values above it. */
   popMark(): PyValue[] {
-    if (this.marks.length === 0) {
-      throw this.reader.fail(
-        "MARK_MISSING",
-        `${opcodeName(this.bytes[this.reader.opStart]!)} needs a MARK but there is none`,
-      );
-    }
+    if (this.marks.length === 0) throw this.markMissing();
     // An exactly sized copy, then pops: splice builds its result generically, and setting
     // `length` is a call into the runtime.
     const stack = this.stack;
@@ -226,6 +221,39 @@ class PickleMachine {
     this.base = this.marks.length > 0 ? this.marks[this.marks.length - 1]! : 0;
     this.checkItems(items.length);
     return items;
+  }
+
+  markMissing(): PickleError {
+    return this.reader.fail(
+      "MARK_MISSING",
+      `${opcodeName(this.bytes[this.reader.opStart]!)} needs a MARK but there is none`,
+    );
+  }
+
+  /**
+   * SETITEMS: the values above the innermost MARK, set pairwise into the dict below it, read in
+   * place rather than copied out (a state dict's SETITEMS carries a thousand tensors), then popped.
+   */
+  setItemsAboveMark(): void {
+    if (this.marks.length === 0) throw this.markMissing();
+    const stack = this.stack;
+    const from = this.base;
+    const count = stack.length - from;
+    this.checkItems(count);
+    this.marks.pop();
+    this.base = this.marks.length > 0 ? this.marks[this.marks.length - 1]! : 0;
+    if (from <= this.base) {
+      // No dict below the MARK: the error top() gives once the items are gone.
+      for (let i = count; i > 0; i--) stack.pop();
+      this.top();
+    }
+    if (count % 2 !== 0) {
+      throw this.reader.fail("BAD_OPERAND", "SETITEMS with an odd number of values");
+    }
+    const dict = this.dictOf(stack[from - 1]!);
+    for (let i = from; i < stack.length; i += 2) this.setItem(dict, stack[i]!, stack[i + 1]!);
+    for (let i = count; i > 0; i--) stack.pop();
+    this.checkItems(dict.size);
   }
 
   checkItems(count: number): void {
@@ -499,10 +527,7 @@ const OPCODES = opcodeTable({
     m.checkItems(dict.size);
   },
   // The dict is below the MARK.
-  [Op.SETITEMS]: (m) => {
-    const items = m.popMark();
-    m.setItems(m.top(), items);
-  },
+  [Op.SETITEMS]: (m) => m.setItemsAboveMark(),
   [Op.BINPUT]: (m) => m.memoPut(m.bytes[m.reader.take(1)]!, m.top()),
   [Op.LONG_BINPUT]: (m) => m.memoPut(m.reader.uint32(), m.top()),
   [Op.MEMOIZE]: (m) => m.memoPut(m.memo.size, m.top()),

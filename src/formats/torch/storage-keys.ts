@@ -8,25 +8,35 @@ import { decimalIndex } from "../decimal-index.js";
  */
 export class StorageKeyMap<T> {
   /**
-   * Starts holding `undefined` (an absent key reads the same), so that the array has the kind
-   * of elements it will keep from its first write: an empty array changes kind on its first
-   * value, and code optimized for the changed kind was thrown away at the next checkpoint.
+   * One slot per possible index, made at once: grown a slot at a time, it was copied at every
+   * doubling (half a megabyte of garbage for 20,000 storages). Filled with `undefined` (an
+   * absent key reads the same) so that it has the kind of elements it keeps from the start: an
+   * array that changes kind on its first value had the code optimized for the changed kind
+   * thrown away at the next checkpoint.
    */
-  private readonly byIndex: (T | undefined)[] = [undefined];
+  private readonly byIndex: (T | undefined)[];
   private readonly byKey = new Map<string, T>();
 
   /** Keys whose value is `indexLimit` or more go to the Map, so the array stays that short. */
-  constructor(private readonly indexLimit: number) {}
-
-  get(key: string): T | undefined {
-    const index = decimalIndex(key, this.indexLimit);
-    return index >= 0 ? this.byIndex[index] : this.byKey.get(key);
+  constructor(private readonly indexLimit: number) {
+    this.byIndex = new Array<T | undefined>(Math.max(indexLimit, 1)).fill(undefined);
   }
 
-  set(key: string, value: T): void {
-    const index = decimalIndex(key, this.indexLimit);
+  /** A key is text, or a non-negative integer standing for the key String(key). */
+  get(key: string | number): T | undefined {
+    const index = this.indexOf(key);
+    return index >= 0 ? this.byIndex[index] : this.byKey.get(String(key));
+  }
+
+  set(key: string | number, value: T): void {
+    const index = this.indexOf(key);
     if (index >= 0) this.byIndex[index] = value;
-    else this.byKey.set(key, value);
+    else this.byKey.set(String(key), value);
+  }
+
+  private indexOf(key: string | number): number {
+    if (typeof key === "number") return key < this.indexLimit ? key : -1;
+    return decimalIndex(key, this.indexLimit);
   }
 }
 

@@ -1,10 +1,20 @@
 import { internPrefix, internShape, isPrefix } from "../../tensors/shape.js";
 import { Tensor } from "../../tensors/tensor.js";
+import { DECIMAL_INDEX_LIMIT, decimalIndexIn } from "../decimal-index.js";
 import { asciiText, isAscii } from "../latin1.js";
 import { Op } from "../pickle/opcodes.js";
 import type { CallShortcut, ShortcutRun } from "../pickle/types.js";
 import { PyGlobal, type PyValue } from "../pickle/values.js";
 import type { TorchStorage } from "./storage.js";
+
+/** The bytes of a count's argument after its opcode (BININT1, BININT2, BININT); 0 for others. */
+const COUNT_BYTES = (() => {
+  const table = new Uint8Array(256);
+  table[Op.BININT1] = 1;
+  table[Op.BININT2] = 2;
+  table[Op.BININT] = 4;
+  return table;
+})();
 
 /** The opcode that makes a tuple of 1, 2 or 3 values from the top of the stack. */
 const SMALL_TUPLE = [-1, Op.TUPLE1, Op.TUPLE2, Op.TUPLE3];
@@ -12,7 +22,8 @@ const SMALL_TUPLE = [-1, Op.TUPLE1, Op.TUPLE2, Op.TUPLE3];
 /** Where the shortcut gets a storage from: the file's persistent_load, given the id's parts. */
 export interface StorageFinder {
   /** undefined wherever persistent_load would refuse the id. */
-  storageFor(storageType: PyGlobal, key: string, numel: number): TorchStorage | undefined;
+  /** `key` is the id's key, or the number it spells when it is one written as str(n) does. */
+  storageFor(storageType: PyGlobal, key: string | number, numel: number): TorchStorage | undefined;
 }
 
 /**
@@ -40,7 +51,9 @@ export class RebuildTensorShortcut implements CallShortcut {
   /** Opcodes read so far in this call. */
   private operations = 0;
   /** Sizes read by sizes(): the first `rank`; `marked` when written as MARK ... TUPLE. */
-  private readonly buffer: number[] = [];
+  // Made at a length no torch tensor's rank reaches, so that no write grows it (a growing write
+  // in optimized code is thrown away the first time a tensor of a higher rank comes).
+  private readonly buffer: number[] = new Array<number>(16).fill(0);
   private rank = 0;
   /** The last shape and strides built: a model's tensors come in runs of one shape. */
   private lastShape = internShape([]);
@@ -68,11 +81,13 @@ export class RebuildTensorShortcut implements CallShortcut {
     at = this.get(run, at);
     const storageType = this.value;
     if (!(storageType instanceof PyGlobal)) return undefined;
-    at = this.put(run, this.text(run, at));
-    const key = this.value;
+    at = this.put(run, this.storageKey(run, at));
+    const key = this.value === null ? this.number : this.value;
     at = this.get(run, at);
     const location = this.value;
-    if (typeof location !== "string" || typeof key !== "string") return undefined;
+    if (typeof location !== "string" || (typeof key !== "string" && typeof key !== "number")) {
+      return undefined;
+    }
     at = this.count(run, at);
     const numel = this.number;
     at = this.opcode(run, this.put(run, this.opcode(run, at, Op.TUPLE)), Op.BINPERSID);
@@ -195,35 +210,31 @@ export class RebuildTensorShortcut implements CallShortcut {
     return at;
   }
 
-  /** BININT1, BININT2 or a non-negative BININT, into `number`. */
+  /**
+   * BININT1, BININT2 or a non-negative BININT, into `number`. One path for all three: a file
+   * whose sizes need more bytes than the last file's then runs the same optimized code, where
+   * a branch per opcode that the last file never took threw that code away.
+   */
   private count(run: ShortcutRun, at: number): number {
-    if (at < 0) return -1;
+    if (at < 0 || at >= run.limit) return -1;
     const { bytes } = run;
-    const left = run.limit - at;
-    switch (bytes[at]) {
-      case Op.BININT1:
-        if (left < 2) return -1;
-        this.number = bytes[at + 1]!;
-        this.operations++;
-        return at + 2;
-      case Op.BININT2:
-        if (left < 3) return -1;
-        this.number = bytes[at + 1]! | (bytes[at + 2]! << 8);
-        this.operations++;
-        return at + 3;
-      case Op.BININT:
-        // Negative (the top bit set) is not a count.
-        if (left < 5 || bytes[at + 4]! >= 0x80) return -1;
-        this.number = uint32(bytes, at + 1);
-        this.operations++;
-        return at + 5;
-      default:
-        return -1;
-    }
+    const size = COUNT_BYTES[bytes[at]!]!;
+    if (size === 0 || run.limit - at <= size) return -1;
+    let value = 0;
+    for (let i = size; i > 0; i--) value = value * 256 + bytes[at + i]!;
+    // BININT is signed: with its top bit set, it is negative, not a count.
+    if (value > 0x7fffffff) return -1;
+    this.number = value;
+    this.operations++;
+    return at + 1 + size;
   }
 
-  /** BINUNICODE or SHORT_BINUNICODE holding ASCII text, as a string into `value`. */
-  private text(run: ShortcutRun, at: number): number {
+  /**
+   * A storage key: BINUNICODE or SHORT_BINUNICODE holding ASCII text. torch's keys are "0",
+   * "1", "2"...: one written as str(n) does goes into `number` (and `value` is null), with no
+   * string made; any other into `value`, as a string.
+   */
+  private storageKey(run: ShortcutRun, at: number): number {
     if (at < 0 || at >= run.limit) return -1;
     const { bytes } = run;
     const header = bytes[at] === Op.BINUNICODE ? 4 : bytes[at] === Op.SHORT_BINUNICODE ? 1 : 0;
@@ -231,8 +242,15 @@ export class RebuildTensorShortcut implements CallShortcut {
     const length = header === 4 ? uint32(bytes, at + 1) : bytes[at + 1]!;
     const start = at + 1 + header;
     if (length > run.maxStringBytes || length > run.limit - start) return -1;
-    if (!isAscii(bytes, start, start + length)) return -1;
-    this.value = asciiText(bytes, start, start + length);
+    const number = decimalIndexIn(bytes, start, start + length, DECIMAL_INDEX_LIMIT);
+    if (number >= 0) {
+      this.number = number;
+      this.value = null;
+    } else if (isAscii(bytes, start, start + length)) {
+      this.value = asciiText(bytes, start, start + length);
+    } else {
+      return -1;
+    }
     this.operations++;
     return start + length;
   }

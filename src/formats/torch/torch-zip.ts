@@ -2,6 +2,7 @@ import { FormatError, UnsupportedFormatError } from "../../errors.js";
 import type { ByteSource } from "../../io/byte-source.js";
 import { type DType, itemSize } from "../../tensors/dtype.js";
 import { Tensor } from "../../tensors/tensor.js";
+import { DECIMAL_INDEX_LIMIT, decimalIndex } from "../decimal-index.js";
 import type { PersistentLoader } from "../pickle/types.js";
 import { unpickle } from "../pickle/unpickler.js";
 import type { PyGlobal, PyValue } from "../pickle/values.js";
@@ -14,7 +15,7 @@ import { resolveTorchGlobal } from "./rebuild.js";
 import type { TorchStorage } from "./storage.js";
 import { StorageKeyMap } from "./storage-keys.js";
 import { RebuildTensorShortcut, type StorageFinder } from "./tensor-shortcut.js";
-import { ZipStorage } from "./zip-storage.js";
+import { ZipStorage, type ZipStorageGroup } from "./zip-storage.js";
 
 /**
  * torch.save's zip format (torch >= 1.6): `<folder>/data.pkl` holds the object, each storage is
@@ -161,6 +162,9 @@ export class ZipStorageLoader implements PersistentLoader, StorageFinder {
   private readonly storages: StorageKeyMap<ZipStorage>;
   private readonly variants = new Map<string, ZipStorage>();
   private readonly storagePrefix: string;
+  /** One group per element type (and untypedness); the last one used is tried first. */
+  private readonly groups: ZipStorageGroup[] = [];
+  private lastGroup: ZipStorageGroup;
   // The storage class of the last tensor and what it says: one class serves most tensors.
   private lastStorageType: PyGlobal | undefined = undefined;
   private lastStorageKind: StorageKind | undefined = undefined;
@@ -173,17 +177,22 @@ export class ZipStorageLoader implements PersistentLoader, StorageFinder {
   ) {
     this.storages = new StorageKeyMap(archive.entryCount);
     this.storagePrefix = `${folder}/data/`;
+    this.lastGroup = this.newGroup("float32", false);
   }
 
   load(pid: PyValue): PyValue {
     const ref = parseStorageId(pid, false, this.file);
-    const found = this.storage(ref.key, ref.dtype, ref.untyped, ref.numel);
+    // A key written as str(n) goes in as the number, as the tensor shortcut passes it: then the
+    // hot code below it meets numbers only.
+    const number = decimalIndex(ref.key, DECIMAL_INDEX_LIMIT);
+    const key = number >= 0 ? number : ref.key;
+    const found = this.storage(key, ref.dtype, ref.untyped, ref.numel);
     if (found instanceof FormatError) throw found;
     return found;
   }
 
   /** The same for the tensor shortcut, which has read the id's parts itself; undefined where load would throw. */
-  storageFor(storageType: PyGlobal, key: string, numel: number): TorchStorage | undefined {
+  storageFor(storageType: PyGlobal, key: string | number, numel: number): TorchStorage | undefined {
     if (storageType !== this.lastStorageType) {
       this.lastStorageType = storageType;
       this.lastStorageKind = storageKind(storageType.module, storageType.name);
@@ -200,9 +209,10 @@ export class ZipStorageLoader implements PersistentLoader, StorageFinder {
   /**
    * The lazy storage of `numel` elements of `dtype` under `key` (the same object as before for
    * the same key, dtype and length), or why there is none. Its byte length is a safe integer.
+   * A numeric key stands for its decimal text, as the shortcut reads torch's keys "0", "1"...
    */
   private storage(
-    key: string,
+    key: string | number,
     dtype: DType,
     untyped: boolean,
     numel: number,
@@ -216,7 +226,10 @@ export class ZipStorageLoader implements PersistentLoader, StorageFinder {
       if (known) return known;
     }
     const { archive } = this;
-    const index = archive.indexOf(key, this.storagePrefix);
+    const index =
+      typeof key === "number"
+        ? archive.indexOfNumbered(key, this.storagePrefix)
+        : archive.indexOf(key, this.storagePrefix);
     if (index < 0) {
       return new FormatError(
         "MISSING_STORAGE",
@@ -234,10 +247,27 @@ export class ZipStorageLoader implements PersistentLoader, StorageFinder {
         { file: this.file, hint: "The checkpoint is truncated or corrupt." },
       );
     }
-    const storage = new ZipStorage(archive, index, byteLength, dtype, this.bigEndian, untyped, key);
+    const storage = new ZipStorage(this.group(dtype, untyped), index, byteLength);
     if (variantKey) this.variants.set(variantKey, storage);
     else this.storages.set(key, storage);
     return storage;
+  }
+
+  /** The group of this file's storages of `dtype`, made on first use. */
+  private group(dtype: DType, untyped: boolean): ZipStorageGroup {
+    const last = this.lastGroup;
+    if (last.dtype === dtype && last.untyped === untyped) return last;
+    this.lastGroup =
+      this.groups.find((g) => g.dtype === dtype && g.untyped === untyped) ??
+      this.newGroup(dtype, untyped);
+    return this.lastGroup;
+  }
+
+  private newGroup(dtype: DType, untyped: boolean): ZipStorageGroup {
+    const { archive, bigEndian, storagePrefix: prefix } = this;
+    const group = { archive, prefix, dtype, bigEndian, untyped };
+    this.groups.push(group);
+    return group;
   }
 }
 
@@ -260,7 +290,17 @@ export const STORAGE_LOADER_SHAPE_KEEPER = new ZipStorageLoader(
 export const TENSOR_SHORTCUT_SHAPE_KEEPERS: readonly object[] = [
   new RebuildTensorShortcut(STORAGE_LOADER_SHAPE_KEEPER),
   new Tensor({
-    storage: new ZipStorage(ZIP_SHAPE_KEEPERS[0]!.archive, 0, 0, "float32", false, false, ""),
+    storage: new ZipStorage(
+      {
+        archive: ZIP_SHAPE_KEEPERS[0]!.archive,
+        prefix: "",
+        dtype: "float32",
+        bigEndian: false,
+        untyped: false,
+      },
+      0,
+      0,
+    ),
     shape: [0],
   }),
 ];

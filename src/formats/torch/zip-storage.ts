@@ -3,33 +3,56 @@ import type { DType } from "../../tensors/dtype.js";
 import type { ZipArchive } from "../zip/zip.js";
 import { storagePyClass, type TorchStorage } from "./storage.js";
 
+/** What every storage of one file with one element type shares: kept once, not per storage. */
+export interface ZipStorageGroup {
+  readonly archive: ZipArchive;
+  /** `<folder>/data/`: a storage's key is its entry's name after this. */
+  readonly prefix: string;
+  readonly dtype: DType;
+  readonly bigEndian: boolean;
+  readonly untyped: boolean;
+}
+
 /**
- * A storage in a torch zip file: the first `byteLength` bytes of the entry at `index`. The
- * entry's byte source is made when the storage is first read, not when the checkpoint is
- * opened: a 20,000-tensor checkpoint keeps one storage per tensor, and a source made up front
- * nearly doubled what each kept (and what every garbage collection during the open copied).
+ * A storage in a torch zip file: the first `byteLength` bytes of the entry at `index`. A
+ * 20,000-tensor checkpoint keeps one storage per tensor, so a storage holds only its own three
+ * numbers and its group; its key is read back from the entry's name, and its byte source is made
+ * when it is first read. (Each field, and each key string, was more for every garbage collection
+ * during the open to copy.)
  */
 export class ZipStorage implements TorchStorage {
   #source: ByteSource | undefined = undefined;
 
   constructor(
-    private readonly archive: ZipArchive,
+    private readonly group: ZipStorageGroup,
     private readonly index: number,
     readonly byteLength: number,
-    readonly dtype: DType,
-    readonly bigEndian: boolean,
-    readonly untyped: boolean,
-    readonly key: string,
   ) {}
 
+  get dtype(): DType {
+    return this.group.dtype;
+  }
+
+  get bigEndian(): boolean {
+    return this.group.bigEndian;
+  }
+
+  get untyped(): boolean {
+    return this.group.untyped;
+  }
+
+  get key(): string {
+    return this.group.archive.nameAt(this.index).slice(this.group.prefix.length);
+  }
+
   get pyClass(): string {
-    return storagePyClass(this.untyped);
+    return storagePyClass(this.group.untyped);
   }
 
   /** The bytes; throws COMPRESSED_ENTRY if the entry is not stored. */
   get source(): ByteSource {
     if (this.#source === undefined) {
-      const whole = this.archive.sourceAt(this.index);
+      const whole = this.group.archive.sourceAt(this.index);
       this.#source =
         whole.size === this.byteLength
           ? whole

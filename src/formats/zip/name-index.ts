@@ -77,6 +77,22 @@ export class NameIndex {
         if (positions !== undefined) return positions[number]!;
       }
     }
+    return this.findText(name, prefix);
+  }
+
+  /**
+   * find(String(number), prefix), for a non-negative integer `number`, without making the
+   * string where the numbered names' positions answer it.
+   */
+  findNumbered(number: number, prefix: string): number {
+    if (number < this.nameStart.length) {
+      const positions = this.numberedUnder(prefix);
+      if (positions !== undefined) return positions[number]!;
+    }
+    return this.findText(String(number), prefix);
+  }
+
+  private findText(name: string, prefix: string): number {
     const start = this.prefixState(prefix);
     if (start === undefined || !isAsciiText(name)) return this.decoded.get(prefix + name) ?? -1;
     const { bytes, slots, mask } = this;
@@ -101,7 +117,10 @@ export class NameIndex {
    * instead of a hash probe at a random place in a table the size of the directory.
    */
   private numberedUnder(prefix: string): Int32Array | undefined {
-    if (this.numbered?.prefix === prefix) return this.numbered.positions;
+    // Tested against undefined first: `?.` compared undefined with the prefix on each new archive's
+    // first call, where code optimized for comparing two strings was thrown away.
+    const numbered = this.numbered;
+    if (numbered !== undefined && numbered.prefix === prefix) return numbered.positions;
     const start = this.prefixState(prefix);
     if (start === undefined) return undefined;
     const { bytes, nameStart, nameLength } = this;

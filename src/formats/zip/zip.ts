@@ -64,6 +64,8 @@ export interface ZipArchive {
   find(name: string, prefix?: string): ZipEntry | undefined;
   /** The index of the entry `find` would return, or -1: for lookups that then need only its size and bytes. */
   indexOf(name: string, prefix?: string): number;
+  /** indexOf(String(number), prefix) for a non-negative integer, such as a torch storage key. */
+  indexOfNumbered(number: number, prefix: string): number;
   /**
    * The size of the entry at `index` if it is stored (not compressed), or the COMPRESSED_ENTRY
    * error sourceAt would throw: for storages whose sources are made later, one per tensor.
@@ -226,6 +228,10 @@ class Archive implements ZipArchive {
 
   indexOf(name: string, prefix?: string): number {
     return this.directory.names.find(name, prefix);
+  }
+
+  indexOfNumbered(number: number, prefix: string): number {
+    return this.directory.names.findNumbered(number, prefix);
   }
 
   /** The uncompressed size of the entry at `index`. */

@@ -56,6 +56,13 @@ describe("findMemoReads", () => {
     ["a byte that is no opcode", bytes(proto(2), 0xff, Op.STOP)],
     ["a text GET", bytes(Op.NONE, Op.PUT, "0\n", Op.GET, "0\n", Op.STOP)],
     ["a GLOBAL without its second line", bytes(Op.GLOBAL, "builtins\nlist")],
+    // The opcodes of a tensor, read without the table: an argument cut short, STOP's byte in it.
+    ["a LONG_BINPUT cut short", bytes(proto(2), Op.NONE, Op.LONG_BINPUT, Op.STOP)],
+    ["a BINPUT without its index", bytes(proto(2), Op.NONE, Op.BINPUT)],
+    ["a BININT1 without its byte", bytes(proto(2), Op.BININT1)],
+    ["a BINGET without its index", bytes(proto(2), Op.BINGET)],
+    ["a BINUNICODE length cut short", bytes(proto(2), Op.BINUNICODE, Op.STOP, Op.STOP)],
+    ["a BINUNICODE text holding STOP", bytes(proto(2), Op.BINUNICODE, u32(3), Op.STOP, "a")],
   ])("gives up on %s", (_, data) => {
     expect(findMemoReads(data, 0)).toBeUndefined();
   });
