@@ -17,6 +17,9 @@ import { gatherStrided } from "./gather.js";
 import { giveBackScratch, takeScratch } from "./scratch.js";
 import { contiguousStrides, internShape, numelOf } from "./shape.js";
 
+const REQUIRES_GRAD = 1;
+const IS_PARAMETER = 2;
+
 /** Bytes converted per step when a read must pass through a scratch buffer. */
 const CHUNK_BYTES = 8 << 20;
 
@@ -71,10 +74,13 @@ export class Tensor implements PyObjectLike {
   readonly shape: readonly number[];
   readonly strides: readonly number[];
   readonly storageOffset: number;
-  readonly numel: number;
-  readonly requiresGrad: boolean;
-  readonly isParameter: boolean;
   key: string | undefined;
+  /**
+   * requiresGrad and isParameter as bits, and numel worked out from the shape when asked: a
+   * checkpoint holds tensors by the ten thousand, and each field is 8 bytes more in each, for
+   * every garbage collection during the open to copy.
+   */
+  readonly #flags: number;
 
   constructor(init: TensorInit) {
     this.storage = init.storage;
@@ -84,11 +90,23 @@ export class Tensor implements PyObjectLike {
       init.strides === undefined ? contiguousStrides(init.shape) : init.strides,
     );
     this.storageOffset = init.storageOffset ?? 0;
-    this.requiresGrad = init.requiresGrad ?? false;
-    this.isParameter = init.isParameter ?? false;
+    this.#flags = (init.requiresGrad ? REQUIRES_GRAD : 0) | (init.isParameter ? IS_PARAMETER : 0);
     this.key = init.key;
-    this.numel = numelOf(this.shape);
     this.validate();
+  }
+
+  /** Number of elements (1 for a 0-d tensor). */
+  get numel(): number {
+    return numelOf(this.shape);
+  }
+
+  get requiresGrad(): boolean {
+    return (this.#flags & REQUIRES_GRAD) !== 0;
+  }
+
+  /** Saved as an `nn.Parameter`. */
+  get isParameter(): boolean {
+    return (this.#flags & IS_PARAMETER) !== 0;
   }
 
   /** On the prototype, not in each of a checkpoint's thousands of tensors. */
@@ -126,7 +144,8 @@ export class Tensor implements PyObjectLike {
         this.where,
       );
     }
-    if (!isCount(storageOffset) || !Number.isSafeInteger(this.numel)) {
+    const numel = numelOf(shape);
+    if (!isCount(storageOffset) || !Number.isSafeInteger(numel)) {
       throw new FormatError(
         "BAD_TENSOR_VIEW",
         `invalid tensor view: storage offset ${storageOffset}, shape [${shape}]`,
@@ -143,7 +162,7 @@ export class Tensor implements PyObjectLike {
         this.where,
       );
     }
-    if (this.numel === 0) return;
+    if (numel === 0) return;
     let lastElement = storageOffset;
     for (let d = 0; d < shape.length; d++) lastElement += (shape[d]! - 1) * strides[d]!;
     const storageBits = (this.storage.byteLength ?? this.storage.source.size) * 8;

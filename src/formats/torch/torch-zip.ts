@@ -265,7 +265,7 @@ export class ZipStorageLoader implements PersistentLoader, StorageFinder {
 
   private newGroup(dtype: DType, untyped: boolean): ZipStorageGroup {
     const { archive, bigEndian, storagePrefix: prefix } = this;
-    const group = { archive, prefix, dtype, bigEndian, untyped };
+    const group = { archive, prefix, dtype, bigEndian, untyped, sources: new Map() };
     this.groups.push(group);
     return group;
   }
@@ -297,6 +297,7 @@ export const TENSOR_SHORTCUT_SHAPE_KEEPERS: readonly object[] = [
         dtype: "float32",
         bigEndian: false,
         untyped: false,
+        sources: new Map(),
       },
       0,
       0,

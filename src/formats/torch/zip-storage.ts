@@ -11,18 +11,18 @@ export interface ZipStorageGroup {
   readonly dtype: DType;
   readonly bigEndian: boolean;
   readonly untyped: boolean;
+  /** The byte sources of the entries the group's storages have read, by entry position. */
+  readonly sources: Map<number, ByteSource>;
 }
 
 /**
  * A storage in a torch zip file: the first `byteLength` bytes of the entry at `index`. A
  * 20,000-tensor checkpoint keeps one storage per tensor, so a storage holds only its own three
  * numbers and its group; its key is read back from the entry's name, and its byte source is made
- * when it is first read. (Each field, and each key string, was more for every garbage collection
+ * when it is first read (and kept by the group). (Each field, and each key string, was more for every garbage collection
  * during the open to copy.)
  */
 export class ZipStorage implements TorchStorage {
-  #source: ByteSource | undefined = undefined;
-
   constructor(
     private readonly group: ZipStorageGroup,
     private readonly index: number,
@@ -51,13 +51,15 @@ export class ZipStorage implements TorchStorage {
 
   /** The bytes; throws COMPRESSED_ENTRY if the entry is not stored. */
   get source(): ByteSource {
-    if (this.#source === undefined) {
-      const whole = this.group.archive.sourceAt(this.index);
-      this.#source =
-        whole.size === this.byteLength
-          ? whole
-          : new SliceSource(whole, 0, this.byteLength, whole.name);
+    const { sources } = this.group;
+    let whole = sources.get(this.index);
+    if (whole === undefined) {
+      whole = this.group.archive.sourceAt(this.index);
+      sources.set(this.index, whole);
     }
-    return this.#source;
+    // Storages of one entry may differ in length (a key met again with another numel).
+    return whole.size === this.byteLength
+      ? whole
+      : new SliceSource(whole, 0, this.byteLength, whole.name);
   }
 }
