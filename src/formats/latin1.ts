@@ -48,6 +48,9 @@ export function latin1Text(bytes: Uint8Array, start = 0, end = bytes.length): st
     : portableLatin1Text(bytes, start, end);
 }
 
+/** Up to this length, a string built a character at a time beats a call into the host. */
+const TINY_TEXT = 5;
+
 /** Below this length, a string built a character at a time beats a TextDecoder call. */
 const SHORT_TEXT = 12;
 
@@ -59,32 +62,13 @@ const utf8 = new TextDecoder();
  * same in UTF-8), both faster than String.fromCharCode.apply on a subarray.
  */
 export function asciiText(bytes: Uint8Array, start: number, end: number): string {
-  // A storage key ("12345"), 'cpu', 'storage': one builtin call that makes the string whole,
-  // cheaper than a call into the host for a handful of characters.
-  switch (end - start) {
-    case 0:
-      return "";
-    case 1:
-      return String.fromCharCode(bytes[start]!);
-    case 2:
-      return String.fromCharCode(bytes[start]!, bytes[start + 1]!);
-    case 3:
-      return String.fromCharCode(bytes[start]!, bytes[start + 1]!, bytes[start + 2]!);
-    case 4:
-      return String.fromCharCode(
-        bytes[start]!,
-        bytes[start + 1]!,
-        bytes[start + 2]!,
-        bytes[start + 3]!,
-      );
-    case 5:
-      return String.fromCharCode(
-        bytes[start]!,
-        bytes[start + 1]!,
-        bytes[start + 2]!,
-        bytes[start + 3]!,
-        bytes[start + 4]!,
-      );
+  // 'cpu', 'storage', a small key: a character at a time, cheaper than a call into the host for
+  // a handful of characters. One loop for every such length, not a case per length: optimized
+  // code that had met only some lengths was thrown away at the first string of another.
+  if (end - start <= TINY_TEXT) {
+    let text = "";
+    for (let i = start; i < end; i++) text += String.fromCharCode(bytes[i]!);
+    return text;
   }
   if (hostLatin1 !== undefined) return hostLatin1(bytes, start, end);
   if (end - start > SHORT_TEXT) return utf8.decode(bytes.subarray(start, end));

@@ -12,12 +12,23 @@ import type { PyValue } from "./values.js";
  * the maxMemo limit). A 20,000-tensor checkpoint stores 160,000 entries and reads about 260:
  * an array of 160,000 Nones was megabytes that every garbage collection during the open copied.
  */
+/** Read entries numbered below this are kept in an array: a BINGET's one-byte index, and more. */
+const KEPT_ARRAY_LENGTH = 1024;
+
 export class Memo {
   private readonly dense: PyValue[] = [];
   private readonly sparse = new Map<number, PyValue>();
   /** With `reads`: indices 0..counted-1 are all set (their values are not kept). */
   private counted = 0;
-  /** With `reads`: the values of the entries that are read. */
+  /**
+   * With `reads`: the values of the entries that are read, those numbered below KEPT_ARRAY_LENGTH
+   * in an array (a torch pickle reads its few shared values, the rebuild function, 'storage',
+   * 'cpu', back once per tensor, and a Map lookup each time was a measurable part of opening),
+   * the rest in a Map. An absent entry reads `undefined` from both (no PyValue is undefined).
+   */
+  private readonly keptLow: (PyValue | undefined)[] = new Array<PyValue | undefined>(
+    KEPT_ARRAY_LENGTH,
+  ).fill(undefined);
   private readonly kept = new Map<number, PyValue>();
 
   constructor(private reads?: MemoReads) {}
@@ -26,6 +37,7 @@ export class Memo {
   clear(): void {
     this.dense.length = 0;
     this.sparse.clear();
+    this.keptLow.fill(undefined);
     this.kept.clear();
     this.counted = 0;
     this.reads = undefined;
@@ -43,7 +55,12 @@ export class Memo {
   set(index: number, value: PyValue): void {
     if (this.reads !== undefined) {
       this.count(index);
-      if (this.reads.has(index)) this.kept.set(index, value);
+      const read = this.reads.has(index);
+      // Stored whether read or not (as undefined), so that this store runs from the first entry
+      // of every pickle: one that ran only for the few read entries, before V8 kept type
+      // feedback for it, threw the optimized code away at the next checkpoint's first.
+      if (index < KEPT_ARRAY_LENGTH) this.keptLow[index] = read ? value : undefined;
+      else if (read) this.kept.set(index, value);
       return;
     }
     const dense = this.dense;
@@ -58,7 +75,9 @@ export class Memo {
   }
 
   get(index: number): PyValue | undefined {
-    if (this.reads !== undefined) return this.kept.get(index);
+    if (this.reads !== undefined) {
+      return index < KEPT_ARRAY_LENGTH ? this.keptLow[index] : this.kept.get(index);
+    }
     return index < this.dense.length ? this.dense[index] : this.sparse.get(index);
   }
 

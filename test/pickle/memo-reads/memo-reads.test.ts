@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { findMemoReads } from "../../../src/formats/pickle/memo-reads.js";
 import { Op } from "../../../src/formats/pickle/opcodes.js";
 import { unpickle } from "../../../src/formats/pickle/unpickler.js";
-import { binget, binint1, binput, bytes, longBinget, proto, u32 } from "../assemble.js";
+import { binget, binint1, binput, bytes, longBinget, longBinput, proto, u32 } from "../assemble.js";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
 const fixtures = join(here, "..", "..", "fixtures", "pickle");
@@ -107,6 +107,23 @@ describe("unpickling with unread memo entries dropped", () => {
       Op.STOP,
     );
     expect(unpickle(data).value).toEqual([1, 2, 2]);
+  });
+
+  it("reads back entries numbered past the kept array and at its edges", () => {
+    // Read entries below 1024 are kept in an array, the rest in a Map: both, and unread
+    // neighbours written in between, which must not be read back in their place.
+    const indices = [0, 1023, 1024, 5000, 4_000_000_000];
+    const puts = indices.flatMap((index, i) => [
+      binint1(i + 1),
+      longBinput(index),
+      binint1(100 + i),
+      longBinput(index + 1),
+      Op.POP,
+      Op.POP,
+    ]);
+    const gets = indices.map((index) => longBinget(index));
+    const data = bytes(proto(2), ...puts, Op.MARK, ...gets, Op.TUPLE, Op.STOP);
+    expect(unpickle(data).value).toEqual(indices.map((_, i) => i + 1));
   });
 
   it("still counts every entry against maxMemo", () => {
