@@ -3,6 +3,7 @@ import type { ByteSource } from "../../io/byte-source.js";
 import { type DType, itemSize } from "../../tensors/dtype.js";
 import { Tensor } from "../../tensors/tensor.js";
 import { DECIMAL_INDEX_LIMIT, decimalIndex } from "../decimal-index.js";
+import { LazyMap } from "../lazy-map.js";
 import type { PersistentLoader } from "../pickle/types.js";
 import { unpickle } from "../pickle/unpickler.js";
 import type { PyGlobal, PyValue } from "../pickle/values.js";
@@ -92,7 +93,7 @@ export async function openTorchZip(
     format: "torch-zip",
     root: result.value,
     opaqueClasses: result.opaqueClasses,
-    records: otherRecords(archive, folder),
+    records: new LazyMap(() => otherRecords(archive, folder)),
     details,
     ownedSources: [],
   };
