@@ -57,21 +57,17 @@ const SHORT_TEXT = 12;
 const utf8 = new TextDecoder();
 
 /**
- * `bytes[start..end)`, which the caller has checked to be ASCII (isAscii), as text. Without a
- * host decoder: short runs a character at a time, longer ones by TextDecoder (ASCII reads the
- * same in UTF-8), both faster than String.fromCharCode.apply on a subarray.
+ * `bytes[start..end)`, which the caller has checked to be ASCII (isAscii), as text. Short runs
+ * ('cpu', 'storage', a small key) a character at a time, cheaper than a call into the host for
+ * a handful of characters; longer ones by the host decoder, or else by TextDecoder (ASCII reads
+ * the same in UTF-8), both faster than String.fromCharCode.apply on a subarray.
  */
 export function asciiText(bytes: Uint8Array, start: number, end: number): string {
-  // 'cpu', 'storage', a small key: a character at a time, cheaper than a call into the host for
-  // a handful of characters. One loop for every such length, not a case per length: optimized
-  // code that had met only some lengths was thrown away at the first string of another.
-  if (end - start <= TINY_TEXT) {
-    let text = "";
-    for (let i = start; i < end; i++) text += String.fromCharCode(bytes[i]!);
-    return text;
-  }
-  if (hostLatin1 !== undefined) return hostLatin1(bytes, start, end);
-  if (end - start > SHORT_TEXT) return utf8.decode(bytes.subarray(start, end));
+  const length = end - start;
+  if (length > TINY_TEXT && hostLatin1 !== undefined) return hostLatin1(bytes, start, end);
+  if (length > SHORT_TEXT) return utf8.decode(bytes.subarray(start, end));
+  // One loop for every short length, not a case per length: optimized code that had met only
+  // some lengths was thrown away at the first string of another.
   let text = "";
   for (let i = start; i < end; i++) text += String.fromCharCode(bytes[i]!);
   return text;

@@ -1,6 +1,9 @@
 import type { MemoReads } from "./memo-reads.js";
 import type { PyValue } from "./values.js";
 
+/** Read entries numbered below this are kept in an array: a BINGET's one-byte index, and more. */
+const KEPT_ARRAY_LENGTH = 1024;
+
 /**
  * The pickle memo. Its keys are whatever 32-bit numbers the file chooses, so they are never used
  * to size anything: entries numbered 0, 1, 2... in order (how every pickler numbers them) go
@@ -12,9 +15,6 @@ import type { PyValue } from "./values.js";
  * the maxMemo limit). A 20,000-tensor checkpoint stores 160,000 entries and reads about 260:
  * an array of 160,000 Nones was megabytes that every garbage collection during the open copied.
  */
-/** Read entries numbered below this are kept in an array: a BINGET's one-byte index, and more. */
-const KEPT_ARRAY_LENGTH = 1024;
-
 export class Memo {
   private readonly dense: PyValue[] = [];
   private readonly sparse = new Map<number, PyValue>();

@@ -247,13 +247,8 @@ class PickleMachine {
       for (let i = count; i > 0; i--) stack.pop();
       this.top();
     }
-    if (count % 2 !== 0) {
-      throw this.reader.fail("BAD_OPERAND", "SETITEMS with an odd number of values");
-    }
-    const dict = this.dictOf(stack[from - 1]!);
-    for (let i = from; i < stack.length; i += 2) this.setItem(dict, stack[i]!, stack[i + 1]!);
+    this.setPairs(stack[from - 1]!, stack, from);
     for (let i = count; i > 0; i--) stack.pop();
-    this.checkItems(dict.size);
   }
 
   checkItems(count: number): void {
@@ -371,18 +366,19 @@ class PickleMachine {
     dict.set(key, value);
   }
 
-  setItems(target: PyValue, items: PyValue[]): void {
-    if (items.length % 2 !== 0) {
+  /** Sets `values[from..]`, key then value, into the dict `target` (SETITEMS and DICT). */
+  setPairs(target: PyValue, values: readonly PyValue[], from: number): void {
+    if ((values.length - from) % 2 !== 0) {
       throw this.reader.fail("BAD_OPERAND", "SETITEMS with an odd number of values");
     }
     const dict = this.dictOf(target);
-    for (let i = 0; i < items.length; i += 2) this.setItem(dict, items[i]!, items[i + 1]!);
+    for (let i = from; i < values.length; i += 2) this.setItem(dict, values[i]!, values[i + 1]!);
     this.checkItems(dict.size);
   }
 
   dictFrom(items: PyValue[]): PyDict {
     const dict: PyDict = new Map();
-    this.setItems(dict, items);
+    this.setPairs(dict, items, 0);
     return dict;
   }
 

@@ -16,7 +16,7 @@ import { resolveTorchGlobal } from "./rebuild.js";
 import type { TorchStorage } from "./storage.js";
 import { StorageKeyMap } from "./storage-keys.js";
 import { RebuildTensorShortcut, type StorageFinder } from "./tensor-shortcut.js";
-import { ZipStorage, type ZipStorageGroup } from "./zip-storage.js";
+import { ZipStorage, type ZipStorageGroup, zipStorageGroup } from "./zip-storage.js";
 
 /**
  * torch.save's zip format (torch >= 1.6): `<folder>/data.pkl` holds the object, each storage is
@@ -265,8 +265,7 @@ export class ZipStorageLoader implements PersistentLoader, StorageFinder {
   }
 
   private newGroup(dtype: DType, untyped: boolean): ZipStorageGroup {
-    const { archive, bigEndian, storagePrefix: prefix } = this;
-    const group = { archive, prefix, dtype, bigEndian, untyped, sources: new Map() };
+    const group = zipStorageGroup(this.archive, this.storagePrefix, dtype, this.bigEndian, untyped);
     this.groups.push(group);
     return group;
   }
@@ -292,14 +291,7 @@ export const TENSOR_SHORTCUT_SHAPE_KEEPERS: readonly object[] = [
   new RebuildTensorShortcut(STORAGE_LOADER_SHAPE_KEEPER),
   new Tensor({
     storage: new ZipStorage(
-      {
-        archive: ZIP_SHAPE_KEEPERS[0]!.archive,
-        prefix: "",
-        dtype: "float32",
-        bigEndian: false,
-        untyped: false,
-        sources: new Map(),
-      },
+      zipStorageGroup(ZIP_SHAPE_KEEPERS[0]!.archive, "", "float32", false, false),
       0,
       0,
     ),

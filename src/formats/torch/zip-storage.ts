@@ -15,12 +15,23 @@ export interface ZipStorageGroup {
   readonly sources: Map<number, ByteSource>;
 }
 
+/** The group of one file's storages of one element type, before any is read. */
+export function zipStorageGroup(
+  archive: ZipArchive,
+  prefix: string,
+  dtype: DType,
+  bigEndian: boolean,
+  untyped: boolean,
+): ZipStorageGroup {
+  return { archive, prefix, dtype, bigEndian, untyped, sources: new Map() };
+}
+
 /**
  * A storage in a torch zip file: the first `byteLength` bytes of the entry at `index`. A
- * 20,000-tensor checkpoint keeps one storage per tensor, so a storage holds only its own three
- * numbers and its group; its key is read back from the entry's name, and its byte source is made
- * when it is first read (and kept by the group). (Each field, and each key string, was more for every garbage collection
- * during the open to copy.)
+ * 20,000-tensor checkpoint keeps one storage per tensor, so a storage holds only its entry
+ * position, its byte length and its group: its key is read back from the entry's name, and its
+ * byte source is made when it is first read (and kept by the group). Each field, and each key
+ * string, was more for every garbage collection during the open to copy.
  */
 export class ZipStorage implements TorchStorage {
   constructor(
