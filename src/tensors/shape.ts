@@ -126,12 +126,17 @@ function internAnew(values: readonly number[], length: number): readonly number[
     }
     node = child;
   }
-  node.shape ??= Object.freeze(values.slice(0, length));
+  node.shape ??= frozenPrefix(values, length);
   return node.shape;
 }
 
+/**
+ * A frozen copy of `values[0..length)`, built by pushing so that every shape handed out has
+ * the same kind of elements (packed): a slice of a caller's `new Array(n)` is holey, and code
+ * optimized for shapes of one kind was thrown away at the first of the other.
+ */
 function frozenPrefix(values: readonly number[], length: number): readonly number[] {
-  return length === values.length && Object.isFrozen(values)
-    ? values
-    : Object.freeze(values.slice(0, length));
+  const copy: number[] = [];
+  for (let d = 0; d < length; d++) copy.push(values[d]!);
+  return Object.freeze(copy);
 }

@@ -4,14 +4,10 @@
  * After every kill the destination must be absent or one of the two complete versions, never
  * partial, and the only things that may be left behind are `.model.safetensors.*.tmp` files.
  *
- * The child is plain JavaScript importing the compiled dist/ (Node 20 runs no TypeScript and tsx
- * is not a dependency). `npm test` builds dist before vitest; for a standalone run, beforeAll
- * builds it with tsconfig.build.json when the writer's output is missing or older than its
- * sources. tsc still emits when other files have type errors, so a half-finished file elsewhere
- * does not stop this test.
+ * The child is plain JavaScript importing the compiled dist/ (see ensureDist).
  */
-import { execFile, spawn } from "node:child_process";
-import { existsSync, readdirSync, statSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,8 +16,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openSafetensors } from "../../src/formats/safetensors/safetensors.js";
 import { MemorySource } from "../../src/io/byte-source.js";
 import type { Tensor } from "../../src/tensors/tensor.js";
+import { ensureDist } from "../dist.js";
 
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const CHILD = fileURLToPath(new URL("./kill-child.mjs", import.meta.url));
 const KILLS = 100;
 /** 40 tensors of 512 KiB: 20 MiB of data. */
@@ -37,32 +33,6 @@ const SOURCES = [
   "src/formats/json",
   "src/io",
 ];
-
-function newestSource(): number {
-  let newest = statSync(join(ROOT, "src/errors.ts")).mtimeMs;
-  for (const folder of SOURCES) {
-    for (const name of readdirSync(join(ROOT, folder))) {
-      if (name.endsWith(".ts"))
-        newest = Math.max(newest, statSync(join(ROOT, folder, name)).mtimeMs);
-    }
-  }
-  return newest;
-}
-
-async function ensureDist(): Promise<void> {
-  const outputs = OUTPUTS.map((file) => join(ROOT, file));
-  const stale =
-    outputs.some((file) => !existsSync(file)) ||
-    Math.min(...outputs.map((file) => statSync(file).mtimeMs)) < newestSource();
-  if (!stale) return;
-  // Exit status ignored: type errors in files being edited elsewhere still leave JS emitted.
-  await new Promise<void>((resolve) => {
-    execFile("npx", ["tsc", "-p", "tsconfig.build.json"], { cwd: ROOT }, () => resolve());
-  });
-  for (const file of outputs) {
-    if (!existsSync(file)) throw new Error(`building dist did not produce ${file}`);
-  }
-}
 
 interface ChildRun {
   /** Milliseconds from the child's "ready" (temporary file open) to its exit. */
@@ -153,7 +123,7 @@ const equal = (a: Uint8Array | undefined, b: Uint8Array | undefined) =>
 
 let folder: string;
 beforeAll(async () => {
-  await ensureDist();
+  await ensureDist(OUTPUTS, SOURCES);
   folder = await mkdtemp(join(tmpdir(), "loadout-kill-"));
 }, 180_000);
 afterAll(async () => {

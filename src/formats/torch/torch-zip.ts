@@ -178,6 +178,8 @@ export class ZipStorageLoader implements PersistentLoader, StorageFinder {
   ) {
     this.storages = new StorageKeyMap(archive.entryCount);
     this.storagePrefix = `${folder}/data/`;
+    // Here, once per file, not in the first of the lookups made once per tensor (see indexNumbered).
+    archive.indexNumbered(this.storagePrefix);
     this.lastGroup = this.newGroup("float32", false);
   }
 

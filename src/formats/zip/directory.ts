@@ -206,7 +206,11 @@ export function parseCentralDirectory(
     );
   }
   const directory: CentralDirectory = {
-    count: entryCount,
+    // A small integer (the check above bounds it), whichever end record it came from: a zip64
+    // count is worked out in floating point and arrives boxed, and a directory holding a boxed
+    // count gets another hidden class than the kept ones (ZIP_SHAPE_KEEPERS). That class died
+    // with each archive, and V8 threw away the zip code optimized for it at every collection.
+    count: entryCount | 0,
     bytes,
     nameStart,
     nameLength,

@@ -111,16 +111,27 @@ export class NameIndex {
 
   /**
    * Where each entry named `prefix` followed by a number n (written as String(n), below the
-   * number of entries) is, indexed by n; -1 where there is none. Found in one pass over the
-   * names: torch keeps a checkpoint's storages at `<folder>/data/0`, `1`, `2`..., and opening
-   * it looks each one up in that order, which this turns into reads of consecutive slots
-   * instead of a hash probe at a random place in a table the size of the directory.
+   * number of entries) is, indexed by n; -1 where there is none. torch keeps a checkpoint's
+   * storages at `<folder>/data/0`, `1`, `2`..., and opening it looks each one up in that order,
+   * which this turns into reads of consecutive slots instead of a hash probe at a random place
+   * in a table the size of the directory.
    */
   private numberedUnder(prefix: string): Int32Array | undefined {
     // Tested against undefined first: `?.` compared undefined with the prefix on each new archive's
     // first call, where code optimized for comparing two strings was thrown away.
     const numbered = this.numbered;
     if (numbered !== undefined && numbered.prefix === prefix) return numbered.positions;
+    return this.indexNumbered(prefix);
+  }
+
+  /**
+   * Finds the numbered names under `prefix` in one pass over the names, for findNumbered and
+   * find to use. Called by numberedUnder on first need, and by a torch loader once per file
+   * before its first lookup: then the lookup made once per tensor never takes this path, which
+   * its optimized code has no type feedback for (V8 gathers none on a function's first calls)
+   * and was thrown away over at the first lookup of each new file.
+   */
+  indexNumbered(prefix: string): Int32Array | undefined {
     const start = this.prefixState(prefix);
     if (start === undefined) return undefined;
     const { bytes, nameStart, nameLength } = this;

@@ -67,6 +67,11 @@ export interface ZipArchive {
   /** indexOf(String(number), prefix) for a non-negative integer, such as a torch storage key. */
   indexOfNumbered(number: number, prefix: string): number;
   /**
+   * Readies indexOfNumbered for names under `prefix` now rather than on its first call: for a
+   * caller that looks up every name under it, once per file, before its first lookup.
+   */
+  indexNumbered(prefix: string): void;
+  /**
    * The size of the entry at `index` if it is stored (not compressed), or the COMPRESSED_ENTRY
    * error sourceAt would throw: for storages whose sources are made later, one per tensor.
    */
@@ -232,6 +237,10 @@ class Archive implements ZipArchive {
 
   indexOfNumbered(number: number, prefix: string): number {
     return this.directory.names.findNumbered(number, prefix);
+  }
+
+  indexNumbered(prefix: string): void {
+    this.directory.names.indexNumbered(prefix);
   }
 
   /** The uncompressed size of the entry at `index`. */
