@@ -171,7 +171,8 @@ async function main() {
       return datasets.get(name);
     },
     destinations: sharedDestinations(SIZES[mode].big),
-    interleave: (contenders) => interleave(options.rounds, contenders, log),
+    interleave: (contenders, warmUpRounds) =>
+      interleave(options.rounds, contenders, log, warmUpRounds),
     summarize,
   };
 

@@ -4,13 +4,14 @@ import { max, median, spread } from "./stats.mjs";
 /**
  * Interleaved rounds: each round runs every contender once, in an order rotated from round to
  * round, so that slow phases of a shared machine hit every contender alike and no contender
- * always runs first (or right after another's garbage). A first, discarded round warms up the
- * JIT and the files. A contender's run() does its own setup (open, warm the page cache) untimed
- * and returns a sample: { ms, extra?, ...anything }.
+ * always runs first (or right after another's garbage). Discarded rounds first (one unless
+ * `warmUpRounds` says more) warm up the JIT and the files; they are numbered -warmUpRounds to
+ * -1, measured rounds 0 up. A contender's run(round) does its own setup (open, warm the page
+ * cache) untimed and returns a sample: { ms, extra?, ...anything }.
  */
-export async function interleave(rounds, contenders, log = () => {}) {
+export async function interleave(rounds, contenders, log = () => {}, warmUpRounds = 1) {
   const samples = new Map(contenders.map((c) => [c.id, []]));
-  for (let round = -1; round < rounds; round++) {
+  for (let round = -warmUpRounds; round < rounds; round++) {
     const shift = Math.max(round, 0) % contenders.length;
     const order = [...contenders.slice(shift), ...contenders.slice(0, shift)];
     for (const contender of order) {
