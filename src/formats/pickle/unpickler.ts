@@ -214,13 +214,23 @@ class PickleMachine {
     if (this.marks.length === 0) throw this.markMissing();
     // An exactly sized copy, then pops: splice builds its result generically, and setting
     // `length` is a call into the runtime.
-    const stack = this.stack;
-    const items = stack.slice(this.base);
-    for (let i = items.length; i > 0; i--) stack.pop();
-    this.marks.pop();
-    this.base = this.marks.length > 0 ? this.marks[this.marks.length - 1]! : 0;
+    const items = this.stack.slice(this.base);
+    this.discard(items.length);
+    this.dropMark();
     this.checkItems(items.length);
     return items;
+  }
+
+  /** Forgets the innermost MARK: the values above the one below it are the current ones. */
+  private dropMark(): void {
+    this.marks.pop();
+    this.base = this.marks.length > 0 ? this.marks[this.marks.length - 1]! : 0;
+  }
+
+  /** Pops `count` values (pops rather than setting `length`, a call into the runtime). */
+  private discard(count: number): void {
+    const stack = this.stack;
+    for (let i = count; i > 0; i--) stack.pop();
   }
 
   markMissing(): PickleError {
@@ -240,15 +250,14 @@ class PickleMachine {
     const from = this.base;
     const count = stack.length - from;
     this.checkItems(count);
-    this.marks.pop();
-    this.base = this.marks.length > 0 ? this.marks[this.marks.length - 1]! : 0;
+    this.dropMark();
     if (from <= this.base) {
       // No dict below the MARK: the error top() gives once the items are gone.
-      for (let i = count; i > 0; i--) stack.pop();
+      this.discard(count);
       this.top();
     }
     this.setPairs(stack[from - 1]!, stack, from);
-    for (let i = count; i > 0; i--) stack.pop();
+    this.discard(count);
   }
 
   checkItems(count: number): void {

@@ -71,11 +71,9 @@ export class NameIndex {
    */
   find(name: string, prefix = ""): number {
     if (prefix !== "") {
+      // A canonical number is that number's name: String(number) === name.
       const number = decimalIndex(name, this.nameStart.length);
-      if (number >= 0) {
-        const positions = this.numberedUnder(prefix);
-        if (positions !== undefined) return positions[number]!;
-      }
+      if (number >= 0) return this.findNumbered(number, prefix);
     }
     return this.findText(name, prefix);
   }
